@@ -1,0 +1,272 @@
+"""Face analysis: acquire with a detector, then track from the parser's own output.
+
+The detector is the expensive, rare path. Once a face is found, each frame's
+class map gives the face box for the next frame's crop (as MediaPipe's face
+mesh does); a One-Euro filter on the box and an EMA on the class
+probabilities (in crop space) keep the masks still on a still face.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.contract import CLASS_ID, FACE_CLASSES, CropGeometry, FaceBox, crop_face, crop_matrix
+from edge.types import FaceAnalysis
+
+_FACE_IDS = np.array([CLASS_ID[c] for c in FACE_CLASSES])
+
+
+class OneEuro:
+    """One-Euro filter (Casiez et al. 2012): little jitter when still, little lag when moving."""
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0):
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self._x: float | None = None
+        self._dx = 0.0
+        self._t = 0.0
+
+    @staticmethod
+    def _alpha(cutoff: float, dt: float) -> float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, x: float, t: float) -> float:
+        """Filter sample x taken at monotonic time t."""
+        if self._x is None:
+            self._x, self._t = x, t
+            return x
+        dt = max(t - self._t, 1e-3)
+        dx = (x - self._x) / dt
+        a_d = self._alpha(self.d_cutoff, dt)
+        self._dx = a_d * dx + (1 - a_d) * self._dx
+        cutoff = self.min_cutoff + self.beta * abs(self._dx)
+        a = self._alpha(cutoff, dt)
+        self._x = a * x + (1 - a) * self._x
+        self._t = t
+        return self._x
+
+    def reset(self) -> None:
+        """Forget the history (a new face)."""
+        self._x = None
+        self._dx = 0.0
+
+
+def _centroid(mask: np.ndarray) -> tuple[float, float] | None:
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 2:
+        return None
+    return float(xs.mean()), float(ys.mean())
+
+
+def box_from_probs(labels: np.ndarray, m_out_to_img: np.ndarray, box: FaceBox, min_pixels: int) -> FaceBox | None:
+    """The face box (with roll) implied by a class map, in image pixels.
+
+    Args:
+        labels: (S, S) class ids in output space.
+        m_out_to_img: 2x3 affine from output pixels to image pixels.
+        box: the box the crop was made from (its roll is the crop's frame).
+        min_pixels: fewer face pixels than this means no face.
+    """
+    face = np.isin(labels, _FACE_IDS)
+    if int(face.sum()) < min_pixels:
+        return None
+    ys, xs = np.nonzero(face)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1.0, ys.min(), ys.max() + 1.0
+    # Box centre and size in output pixels (pixel centres at +0.5 handled by edges).
+    u, v = (x0 + x1) / 2.0 - 0.5, (y0 + y1) / 2.0 - 0.5
+    scale = float(np.hypot(*m_out_to_img[:, 0]))
+    size = max(x1 - x0, y1 - y0) * scale
+    cx, cy = m_out_to_img @ np.array([u, v, 1.0])
+    angle = box.angle_deg
+    le = _centroid(labels == CLASS_ID["left_eye"])
+    re = _centroid(labels == CLASS_ID["right_eye"])
+    if le and re and re[0] - le[0] > 2:
+        angle += math.degrees(math.atan2(re[1] - le[1], re[0] - le[0]))
+    return FaceBox(float(cx), float(cy), float(size), float(angle))
+
+
+@dataclass
+class StageTimes:
+    """Milliseconds spent in each analysis stage for one frame."""
+
+    detect: float = 0.0
+    crop: float = 0.0
+    infer: float = 0.0
+    post: float = 0.0
+    detected: bool = False
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+class Analyzer:
+    """Detect, track, crop, parse and smooth; one instance per stream."""
+
+    def __init__(self, parser, detector, cfg, geometry: CropGeometry | None = None):
+        """Build from a loaded parser, a detector and an ``AnalysisConfig``."""
+        self.parser = parser
+        self.detector = detector
+        self.cfg = cfg
+        self.geometry = geometry or parser.metadata.crop
+        self.size = parser.metadata.input.size
+        self._box: FaceBox | None = None
+        self._probs: np.ndarray | None = None
+        self._filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(4)]
+        self._since_detect = 0
+        self.detections = 0
+        self.last = StageTimes()
+
+    @property
+    def tracking(self) -> bool:
+        """Whether a face is being tracked (no detector needed next frame)."""
+        return self._box is not None
+
+    def set_parser(self, parser) -> None:
+        """Swap the model (hot-swap); the track is kept, smoothing restarts."""
+        self.parser = parser
+        self.geometry = parser.metadata.crop
+        self.size = parser.metadata.input.size
+        self._probs = None
+
+    def reset(self) -> None:
+        """Drop the track."""
+        self._box = None
+        self._probs = None
+        for f in self._filters:
+            f.reset()
+
+    def _acquire(self, frame: np.ndarray, times: StageTimes) -> FaceBox | None:
+        from edge.detectors import primary_face
+
+        t0 = time.monotonic()
+        boxes = self.detector.detect(frame)
+        times.detect = (time.monotonic() - t0) * 1e3
+        times.detected = True
+        self.detections += 1
+        self._since_detect = 0
+        return primary_face(boxes, frame.shape[1], frame.shape[0])
+
+    def analyze(self, frame: np.ndarray, now: float | None = None) -> FaceAnalysis | None:
+        """Analyse one RGB frame; None when no face is present."""
+        times = StageTimes()
+        self.last = times
+        now = time.monotonic() if now is None else now
+        box = self._box
+        redetect = self.cfg.redetect_every and self._since_detect >= self.cfg.redetect_every
+        if box is None or redetect:
+            found = self._acquire(frame, times)
+            if found is None and box is None:
+                return None
+            if found is not None and box is None:
+                box = found
+                for f in self._filters:
+                    f.reset()
+        self._since_detect += 1
+        result = self._parse(frame, box, times)
+        if result is None:
+            self.reset()
+            return None
+        analysis, next_box = result
+        t0 = time.monotonic()
+        vals = [f(v, now) for f, v in zip(self._filters, next_box, strict=True)]
+        self._box = FaceBox(*vals)
+        times.post += (time.monotonic() - t0) * 1e3
+        return analysis
+
+    def _parse(self, frame: np.ndarray, box: FaceBox, times: StageTimes) -> tuple[FaceAnalysis, FaceBox] | None:
+        t0 = time.monotonic()
+        m = crop_matrix(box, self.geometry, self.size)
+        crop = crop_face(frame, box, self.geometry, self.size)
+        t1 = time.monotonic()
+        out = self.parser(crop)
+        t2 = time.monotonic()
+        times.crop = (t1 - t0) * 1e3
+        times.infer = (t2 - t1) * 1e3
+        if out.face < self.cfg.face_threshold:
+            times.post = (time.monotonic() - t2) * 1e3
+            return None
+        a = self.cfg.mask_ema
+        probs = out.probs if self._probs is None else a * out.probs + (1 - a) * self._probs
+        self._probs = probs
+        labels = probs.argmax(-1).astype(np.uint8)
+        stride = self.size // labels.shape[0]
+        analysis = FaceAnalysis(box, m, probs, labels, out.face, stride=stride)
+        next_box = box_from_probs(labels, analysis.output_to_image(), box, self.cfg.min_face_pixels)
+        times.post = (time.monotonic() - t2) * 1e3
+        if next_box is None:
+            return None
+        # The class map's face box is the contract's face box; keep the roll continuous.
+        return analysis, next_box
+
+
+def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> list[FaceAnalysis]:
+    """Analyse every face in a still image (no temporal state).
+
+    Each detection is refined ``refine`` times by re-cropping from the class
+    map's own face box, the same geometry the tracker uses.
+    """
+    boxes = detector.detect(image)
+    faces = []
+    geometry = parser.metadata.crop
+    size = parser.metadata.input.size
+    for box in boxes:
+        result = None
+        for _ in range(refine + 1):
+            m = crop_matrix(box, geometry, size)
+            out = parser(crop_face(image, box, geometry, size))
+            if out.face < cfg.face_threshold:
+                break
+            labels = out.probs.argmax(-1).astype(np.uint8)
+            fa = FaceAnalysis(box, m, out.probs, labels, out.face, stride=size // labels.shape[0])
+            result = fa
+            nb = box_from_probs(labels, fa.output_to_image(), box, cfg.min_face_pixels)
+            if nb is None:
+                break
+            box = nb
+        if result is not None:
+            faces.append(result)
+    return faces
+
+
+def labels_to_image(faces: list[FaceAnalysis], height: int, width: int, n_classes: int) -> np.ndarray:
+    """One label image the size of the frame: each face's class map warped back.
+
+    Pixels outside every face crop are 0 (background). Where crops overlap,
+    the face with the higher class confidence at that pixel wins.
+    """
+    import cv2
+
+    out = np.zeros((height, width), np.uint8)
+    best = np.zeros((height, width), np.float32)
+    for fa in faces:
+        m = fa.output_to_image()
+        # Warp probabilities (not labels) so edges land at sub-pixel accuracy.
+        probs = np.zeros((height, width, n_classes), np.float32)
+        for c in range(n_classes):
+            probs[..., c] = cv2.warpAffine(
+                np.ascontiguousarray(fa.probs[..., c]),
+                m,
+                (width, height),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0.0,
+            )
+        inside = (
+            cv2.warpAffine(
+                np.ones(fa.probs.shape[:2], np.float32),
+                m,
+                (width, height),
+                flags=cv2.INTER_NEAREST,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0.0,
+            )
+            > 0.5
+        )
+        lab = probs.argmax(-1).astype(np.uint8)
+        conf = probs.max(-1) * (lab > 0)
+        take = inside & (conf > best)
+        out[take] = lab[take]
+        best[take] = conf[take]
+    return out

@@ -1,0 +1,481 @@
+"""The ``vanity`` command. The only place errors become exit codes and messages.
+
+Importing this module must stay cheap and must never import TensorFlow: the
+training and conversion commands import their packages inside the command.
+Exit codes: 0 ok, 1 runtime failure, 2 bad input / configuration / missing extra.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="vanity",
+    help="Vanity: an on-device virtual-makeup mirror.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
+model_app = typer.Typer(help="Inspect model bundles.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(model_app, name="model")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Configuration file (TOML), layered over the defaults.")
+]
+ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="Model bundle (.tflite with its .json).")]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        "-s",
+        help="demo | fake | fake-empty | v4l2:/dev/video0 | picamera2 | an image, folder or video path.",
+    ),
+]
+
+
+class CliError(Exception):
+    """An error to print without a traceback, with an exit code."""
+
+    def __init__(self, message: str, code: int = 1, details: list[str] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.details = details or []
+
+
+def _fail(message: str, code: int = 1, details: list[str] | None = None) -> None:
+    raise CliError(message, code, details)
+
+
+def _require_tensorflow(what: str) -> None:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as e:
+        _fail(
+            f"`vanity {what}` needs TensorFlow, which this install does not have ({e}).\n"
+            "Install the training extra on a workstation:  pip install 'vanity[train]'",
+            code=2,
+        )
+
+
+def source_override(spec: str) -> dict[str, Any]:
+    """Turn a --source string into a config ``source`` table."""
+    if spec in ("demo", "fake"):
+        return {"kind": spec}
+    if spec == "fake-empty":
+        return {"kind": "fake", "face": False}
+    if spec == "picamera2":
+        return {"kind": "picamera2"}
+    if spec.startswith("v4l2:"):
+        return {"kind": "v4l2", "device": spec[5:]}
+    if spec.startswith("/dev/video"):
+        return {"kind": "v4l2", "device": spec}
+    p = Path(spec)
+    if p.is_dir():
+        return {"kind": "image", "path": str(p)}
+    if p.suffix.lower() in {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mjpg", ".mjpeg"}:
+        return {"kind": "video", "path": str(p)}
+    if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}:
+        return {"kind": "image", "path": str(p)}
+    _fail(f"--source {spec!r}: not a known source, and not an image, folder or video path", code=2)
+    return {}
+
+
+def _load_config(config: Path | None, **over: Any):
+    from edge.config import ConfigError, load_config
+
+    overrides: dict[str, Any] = {}
+    if over.get("source"):
+        overrides["source"] = source_override(over["source"])
+    if over.get("model"):
+        overrides["model"] = {"path": str(over["model"])}
+    server = {k: over[k] for k in ("host", "port") if over.get(k) is not None}
+    if server:
+        overrides["server"] = server
+    try:
+        return load_config(config, overrides)
+    except ConfigError as e:
+        _fail(str(e), code=2, details=e.errors)
+
+
+def _open_parser(cfg):
+    from edge.contract import BundleError
+    from edge.runtime import RuntimeUnavailable, open_parser
+
+    try:
+        return open_parser(cfg.model.path, cfg.model.runtime, cfg.model.threads)
+    except BundleError as e:
+        _fail(f"model bundle refused: {e}", code=2)
+    except RuntimeUnavailable as e:
+        _fail(str(e), code=2)
+
+
+def _open_catalog(cfg):
+    from edge.catalog import CatalogError, load_catalog
+
+    try:
+        return load_catalog(cfg.catalog)
+    except CatalogError as e:
+        _fail(f"catalogue refused: {e}", code=2, details=getattr(e, "errors", None))
+
+
+def _read_image(path: Path):
+    from edge.sources.base import SourceError
+    from edge.sources.image import read_rgb
+
+    try:
+        return read_rgb(path)
+    except SourceError as e:
+        _fail(str(e), code=2)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+
+
+# ---------------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+    model: ModelOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8080).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Run the mirror daemon: camera -> analysis -> makeup -> kiosk page."""
+    _setup_logging(verbose)
+    cfg = _load_config(config, source=source, model=model, host=host, port=port)
+    from edge.daemon import DaemonError, serve
+
+    try:
+        serve(cfg)
+    except DaemonError as e:
+        _fail(str(e), code=2)
+
+
+# ---------------------------------------------------------------------- still images
+
+
+@app.command()
+def analyze(
+    image: Annotated[Path, typer.Argument(help="Image file (JPEG/PNG).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a label PNG (class ids) here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print faces, boxes, tone and recommendations.")] = False,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Label every face in a still image."""
+    import cv2
+
+    cfg = _load_config(config, model=model)
+    frame = _read_image(image)
+    parser = _open_parser(cfg)
+    from edge.analysis import analyze_still, labels_to_image
+    from edge.detectors import make_detector
+
+    faces = analyze_still(parser, make_detector(cfg.detector), cfg.analysis, frame)
+    h, w = frame.shape[:2]
+    if out is not None:
+        labels = labels_to_image(faces, h, w, len(parser.metadata.classes))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(out), labels):
+            _fail(f"{out}: cannot write the label image", code=1)
+    if as_json:
+        from edge.tone import measure_tone
+
+        catalog = _open_catalog(cfg)
+        report = []
+        for fa in faces:
+            tone = measure_tone(frame, fa)
+            item: dict[str, Any] = {
+                "box": {"cx": fa.box.cx, "cy": fa.box.cy, "size": fa.box.size, "angle_deg": fa.box.angle_deg},
+                "face_score": fa.face_score,
+                "skin_tone": None,
+                "recommendations": [],
+            }
+            if tone is not None:
+                item["skin_tone"] = {"monk": tone.monk, "undertone": tone.undertone, "lab": list(tone.lab)}
+                item["recommendations"] = [
+                    {
+                        "sku": r.product.sku,
+                        "brand": r.product.brand,
+                        "product": r.product.product,
+                        "shade": r.product.shade,
+                        "hex": r.product.hex,
+                        "reason": r.reason,
+                    }
+                    for r in catalog.recommend(tone)
+                ]
+            report.append(item)
+        typer.echo(
+            json.dumps(
+                {"image": str(image), "width": w, "height": h, "faces": report, "classes": parser.metadata.classes},
+                indent=2,
+            )
+        )
+    elif out is None:
+        typer.echo(f"{len(faces)} face(s) found in {image}")
+
+
+@app.command()
+def render(
+    image: Annotated[Path, typer.Argument(help="Image file (JPEG/PNG).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output image (JPEG/PNG).")],
+    look: Annotated[str, typer.Option("--look", "-l", help="Look name from the catalogue or built-ins.")] = "natural",
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Apply a look to every face of a still image."""
+    import cv2
+
+    cfg = _load_config(config, model=model)
+    frame = _read_image(image)
+    parser = _open_parser(cfg)
+    catalog = _open_catalog(cfg)
+    from edge.analysis import analyze_still
+    from edge.detectors import make_detector
+    from edge.makeup import Renderer, builtin_looks
+
+    try:
+        chosen = catalog.look(look)
+    except KeyError:
+        looks = builtin_looks()
+        if look not in looks:
+            names = sorted(set(looks) | set(catalog.look_names()))
+            _fail(f"unknown look {look!r}; choose from: {', '.join(names)}", code=2)
+        chosen = looks[look]
+    faces = analyze_still(parser, make_detector(cfg.detector), cfg.analysis, frame)
+    renderer = Renderer(feather_px=cfg.render.feather_px)
+    result = frame
+    for fa in faces:
+        result = renderer.render(result, fa, chosen)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), cv2.cvtColor(result, cv2.COLOR_RGB2BGR)):
+        _fail(f"{out}: cannot write the image", code=1)
+    typer.echo(f"{len(faces)} face(s), look {look!r} -> {out}")
+
+
+# ---------------------------------------------------------------------- bench & doctor
+
+
+@app.command()
+def bench(
+    source: SourceOpt = "demo",
+    frames: Annotated[int, typer.Option(help="Frames to measure (after warm-up).", min=1)] = 300,
+    warmup: Annotated[int, typer.Option(help="Frames to discard first.", min=0)] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Per-stage timings of the whole pipeline on a source, as fast as it goes."""
+    cfg = _load_config(config, source=source, model=model)
+    from edge.bench import run_bench
+
+    try:
+        result = run_bench(cfg, frames=frames, warmup=warmup)
+    except Exception as e:
+        _fail(f"benchmark failed: {e}", code=1)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(f"{result['frames']} frames, {result['fps']:.1f} FPS end to end, RSS {result['rss_mb']:.0f} MB")
+        typer.echo(f"runtime {result['runtime']} ({result['threads']} threads), model {result['model']}")
+        typer.echo(f"{'stage':<16}{'p50 ms':>10}{'p95 ms':>10}{'n':>8}")
+        for name, s in result["stages"].items():
+            typer.echo(f"{name:<16}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}{s['count']:>8}")
+
+
+@app.command()
+def doctor(config: ConfigOpt = None) -> None:
+    """Check this device: runtime, threads, cameras, model bundle, temperature."""
+    import os
+
+    cfg = _load_config(config)
+    ok = True
+    from edge.runtime.base import RuntimeUnavailable, interpreter_class
+
+    try:
+        name, _ = interpreter_class(cfg.model.runtime)
+        typer.echo(
+            f"runtime      {name} (requested {cfg.model.runtime}), {cfg.model.threads} threads, {os.cpu_count()} CPUs"
+        )
+    except RuntimeUnavailable as e:
+        ok = False
+        typer.echo(f"runtime      MISSING: {e}")
+    from edge.sources.v4l2 import list_cameras
+
+    cams = list_cameras()
+    typer.echo(f"cameras      {', '.join(cams) if cams else 'none found (/dev/video*)'}")
+    try:
+        import picamera2  # noqa: F401
+
+        typer.echo("picamera2    available")
+    except ImportError:
+        typer.echo("picamera2    not installed")
+    from edge.contract import BundleError, load_bundle
+
+    try:
+        b = load_bundle(cfg.model.path)
+        typer.echo(f"model        {b.path} OK ({b.metadata.name}, sha256 {b.metadata.tflite_sha256[:12]}…)")
+    except BundleError as e:
+        ok = False
+        typer.echo(f"model        REFUSED: {e}")
+    from edge.pipeline import read_pi_health
+
+    pi = read_pi_health()
+    if "cpu_temp_c" in pi:
+        typer.echo(f"cpu temp     {pi['cpu_temp_c']:.1f} °C")
+    if "throttled" in pi:
+        typer.echo(
+            f"throttling   {pi['throttled']} (under-voltage {pi['under_voltage']}, "
+            f"throttled now {pi['throttling_now']})"
+        )
+    if not ok:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------- config & model
+
+
+@config_app.command("check")
+def config_check(config: Annotated[Path, typer.Argument(help="Configuration file (TOML).")]) -> None:
+    """Validate a configuration file; exit 2 listing each error's location."""
+    _load_config(config)
+    typer.echo(f"{config}: OK")
+
+
+@config_app.command("show")
+def config_show(
+    config: ConfigOpt = None,
+    changed: Annotated[bool, typer.Option("--changed", help="Only settings that differ from the defaults.")] = False,
+) -> None:
+    """Print the effective configuration as JSON."""
+    from edge.config import changed_fields
+
+    cfg = _load_config(config)
+    data = changed_fields(cfg) if changed else cfg.model_dump(mode="json")
+    typer.echo(json.dumps(data, indent=2))
+
+
+@model_app.command("info")
+def model_info(bundle: Annotated[Path, typer.Argument(help="Model bundle (.tflite with its .json).")]) -> None:
+    """Print a bundle's metadata after validating it."""
+    from edge.contract import BundleError, load_bundle
+
+    try:
+        b = load_bundle(bundle)
+    except BundleError as e:
+        _fail(str(e), code=2)
+    typer.echo(b.metadata.model_dump_json(indent=2))
+
+
+# ---------------------------------------------------------------------- workstation jobs
+
+
+@app.command()
+def train(
+    data: Annotated[
+        str, typer.Option(help="Data spec, e.g. synth:20000, lapa:PATH, celebamask:PATH, folder:PATH, joined by '+'.")
+    ],
+    out: Annotated[Path, typer.Option(help="Run directory, e.g. runs/NAME.")],
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping may end sooner).")] = 30,
+    batch_size: Annotated[int, typer.Option(min=1, help="Global batch size.")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    seed: Annotated[int, typer.Option(help="Seed for data split, shuffling and weights.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
+    strategy: Annotated[str, typer.Option(help="default | mirrored | multiworker (tf.distribute).")] = "default",
+    width: Annotated[float, typer.Option(help="Model width multiplier.")] = 1.0,
+    steps_per_epoch: Annotated[int | None, typer.Option(help="Limit steps per epoch.")] = None,
+    strict_data: Annotated[bool, typer.Option(help="Fail on a malformed sample instead of skipping it.")] = False,
+) -> None:
+    """Train the face-parsing CNN (workstation; needs the `train` extra)."""
+    _require_tensorflow("train")
+    from training.train import options_from_cli
+    from training.train import train as run_train
+
+    try:
+        opts = options_from_cli(
+            data=data,
+            out=out,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            resume=resume,
+            strategy=strategy,
+            width=width,
+            steps_per_epoch=steps_per_epoch,
+            lr=lr,
+            strict_data=strict_data,
+        )
+        result = run_train(opts)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e), code=2)
+    typer.echo(f"run {result.run_dir}: best model {result.best_model}")
+
+
+@app.command()
+def convert(
+    run_dir: Annotated[Path, typer.Argument(help="Training run directory (from `vanity train`).")],
+    out: Annotated[Path, typer.Option(help="Bundle path to write (.tflite; .json beside it).")],
+    calibration: Annotated[int, typer.Option(min=1, help="Calibration samples (non-augmented).")] = 300,
+    max_drop: Annotated[float, typer.Option(help="Largest mean-F1 drop the gate accepts.")] = 0.01,
+    quantization: Annotated[str, typer.Option(help="int8 (default) | float16 | dynamic.")] = "int8",
+    val_limit: Annotated[int | None, typer.Option(help="Limit validation samples for the gate.")] = None,
+) -> None:
+    """Quantize a trained run to a TFLite bundle and gate its accuracy."""
+    _require_tensorflow("convert")
+    from convert.quantize import ConversionError, GateFailed, convert_run
+
+    try:
+        report = convert_run(
+            run_dir, out, calibration=calibration, max_drop=max_drop, quantization=quantization, val_limit=val_limit
+        )
+    except GateFailed as e:
+        _fail(f"accuracy gate failed: {e}", code=3)
+    except (ConversionError, FileNotFoundError, ValueError) as e:
+        _fail(str(e), code=2)
+    typer.echo(f"bundle {out} ({report.summary})")
+
+
+def main() -> None:
+    """Entry point: run the app, turning library errors into messages and exit codes."""
+    try:
+        app(standalone_mode=False)
+    except CliError as e:
+        typer.echo(f"error: {e}", err=True)
+        for d in e.details:
+            typer.echo(f"  {d}", err=True)
+        sys.exit(e.code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""The one configuration root.
+
+Loaded once at the CLI edge from a TOML file layered over the built-in
+defaults, validated into typed objects (unknown keys rejected, each error with
+its location) and passed down. No module reads configuration on its own.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+DEFAULT_MODEL = PACKAGE_DATA / "models" / "vanity-default.tflite"
+DEFAULT_CATALOG = PACKAGE_DATA / "catalog.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# ---------------------------------------------------------------------- sources
+
+
+class DemoSource(_Strict):
+    """Built-in demo: an allowed real photo moved like a person in front of a mirror."""
+
+    kind: Literal["demo"] = Field("demo", description="Source type tag.")
+    width: int = Field(640, ge=64, le=3840, description="Frame width in pixels.")
+    height: int = Field(480, ge=64, le=2160, description="Frame height in pixels.")
+    fps: float = Field(30.0, gt=0, le=240, description="Frames per second to produce.")
+    absent_every_s: float = Field(
+        0.0, ge=0, description="If > 0, the face leaves the frame for a while every this many seconds."
+    )
+
+
+class ImageSource(_Strict):
+    """A still image, or a folder of images played as a loop."""
+
+    kind: Literal["image"] = Field("image", description="Source type tag.")
+    path: Path = Field(description="Image file or folder of images.")
+    fps: float = Field(15.0, gt=0, le=240, description="Frames per second to produce.")
+    hold_s: float = Field(2.0, gt=0, description="Seconds each image of a folder is shown.")
+
+
+class VideoSource(_Strict):
+    """A video file, looped."""
+
+    kind: Literal["video"] = Field("video", description="Source type tag.")
+    path: Path = Field(description="Video file readable by OpenCV.")
+    loop: bool = Field(True, description="Start again at the end.")
+    realtime: bool = Field(True, description="Pace frames at the file's frame rate.")
+
+
+class V4L2Source(_Strict):
+    """A USB/V4L2 camera through OpenCV."""
+
+    kind: Literal["v4l2"] = Field("v4l2", description="Source type tag.")
+    device: str = Field("/dev/video0", description="Device path or index.")
+    width: int = Field(640, ge=64, le=3840, description="Requested frame width.")
+    height: int = Field(480, ge=64, le=2160, description="Requested frame height.")
+    fps: float = Field(30.0, gt=0, le=240, description="Requested frame rate.")
+
+
+class PiCameraSource(_Strict):
+    """A Raspberry Pi camera through picamera2 (the `pi` extra)."""
+
+    kind: Literal["picamera2"] = Field("picamera2", description="Source type tag.")
+    width: int = Field(640, ge=64, le=4608, description="Frame width of the stream used.")
+    height: int = Field(480, ge=64, le=3456, description="Frame height of the stream used.")
+    fps: float = Field(30.0, gt=0, le=120, description="Frame rate.")
+    use_lores: bool = Field(True, description="Read the ISP's low-resolution stream instead of scaling here.")
+
+
+class FakeSource(_Strict):
+    """Synthetic frames for tests: a drawn face or an empty scene."""
+
+    kind: Literal["fake"] = Field("fake", description="Source type tag.")
+    width: int = Field(640, ge=64, le=3840, description="Frame width in pixels.")
+    height: int = Field(480, ge=64, le=2160, description="Frame height in pixels.")
+    fps: float = Field(30.0, gt=0, le=1000, description="Frames per second to produce.")
+    face: bool = Field(True, description="Draw a face; False gives an empty scene.")
+    fail_after: int = Field(0, ge=0, description="If > 0, raise a read error after this many frames (tests).")
+    fail_for: int = Field(0, ge=0, description="Number of failing reads before recovering (0 = forever).")
+
+
+SourceConfig = Annotated[
+    Union[DemoSource, ImageSource, VideoSource, V4L2Source, PiCameraSource, FakeSource],
+    Field(discriminator="kind"),
+]
+
+
+# ---------------------------------------------------------------------- analysis
+
+
+class ModelConfig(_Strict):
+    """The model bundle and the runtime that executes it."""
+
+    path: Path = Field(DEFAULT_MODEL, description="The .tflite of the bundle (its .json sidecar beside it).")
+    runtime: Literal["auto", "litert", "tflite_runtime", "tensorflow"] = Field(
+        "auto", description="Interpreter: auto tries LiteRT, then tflite_runtime, then tensorflow.lite."
+    )
+    threads: int = Field(2, ge=1, le=16, description="Interpreter threads.")
+    watch: bool = Field(True, description="Reload the bundle when its file is replaced (hot-swap).")
+
+
+class HaarDetector(_Strict):
+    """OpenCV's Haar cascade (ships with opencv-python-headless 4.x)."""
+
+    kind: Literal["haar"] = Field("haar", description="Detector type tag.")
+    scale_factor: float = Field(1.15, gt=1.0, le=2.0, description="Cascade pyramid step.")
+    min_neighbors: int = Field(5, ge=1, le=20, description="Cascade acceptance threshold.")
+    min_face_frac: float = Field(0.12, gt=0, le=1, description="Smallest face, as a fraction of the frame height.")
+    max_width: int = Field(320, ge=80, le=1920, description="Frames are downscaled to this width before detection.")
+    box_scale: float = Field(1.0, gt=0.3, le=3.0, description="Haar box side to face box side.")
+    box_shift: float = Field(0.08, ge=-0.5, le=0.5, description="Shift of the Haar box centre downwards, in box sides.")
+
+
+class FakeDetector(_Strict):
+    """A detector returning a fixed box (tests)."""
+
+    kind: Literal["fake"] = Field("fake", description="Detector type tag.")
+    box: tuple[float, float, float, float] | None = Field(
+        None, description="x, y, w, h in frame pixels; None finds nothing."
+    )
+
+
+DetectorConfig = Annotated[Union[HaarDetector, FakeDetector], Field(discriminator="kind")]
+
+
+class AnalysisConfig(_Strict):
+    """Tracking, smoothing and feature measurement."""
+
+    face_threshold: float = Field(0.5, ge=0, le=1, description="Face-present score below which the track is lost.")
+    min_face_pixels: int = Field(60, ge=1, description="Fewest face-class pixels in the class map to keep tracking.")
+    redetect_every: int = Field(0, ge=0, description="If > 0, also run the detector every N frames while tracking.")
+    smooth_min_cutoff: float = Field(1.0, gt=0, description="One-Euro filter minimum cutoff (Hz) for the crop.")
+    smooth_beta: float = Field(0.05, ge=0, description="One-Euro filter speed coefficient for the crop.")
+    mask_ema: float = Field(0.5, gt=0, le=1, description="Weight of the newest class probabilities in crop space.")
+    tone_ema: float = Field(0.1, gt=0, le=1, description="Weight of the newest skin-tone measurement.")
+
+
+class RenderConfig(_Strict):
+    """The mirror image."""
+
+    look: str = Field("natural", description="Look applied when a session starts.")
+    mirror: bool = Field(True, description="Flip the image horizontally like a mirror.")
+    feather_px: float = Field(2.0, ge=0, le=20, description="Mask feathering in crop pixels.")
+
+
+class ServerConfig(_Strict):
+    """The kiosk page and the service API."""
+
+    host: str = Field("127.0.0.1", description="Bind address; loopback by default.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port (0 picks a free one).")
+    token: str | None = Field(
+        None, min_length=16, description="Bearer token required off loopback (or $CREDENTIALS_DIRECTORY/vanity-token)."
+    )
+    jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of the stream.")
+    stream_fps: float = Field(30.0, gt=0, le=120, description="Most frames per second sent to one viewer.")
+    allowed_origins: list[str] = Field(default_factory=list, description="CORS origins allowed (never '*').")
+
+
+class SessionConfig(_Strict):
+    """The customer's session."""
+
+    reset_after_s: float = Field(20.0, gt=0, description="Forget the analysis and look after this long with no face.")
+
+
+class SnapshotConfig(_Strict):
+    """Photos the customer asks for; off by default."""
+
+    enabled: bool = Field(False, description="Allow the customer to save a photo.")
+    directory: Path = Field(Path("/var/lib/vanity/snapshots"), description="Where saved photos are kept (local only).")
+    expire_hours: float = Field(24.0, gt=0, description="Saved photos are deleted after this long.")
+
+
+class HealthConfig(_Strict):
+    """Health loop and watchdog."""
+
+    max_frame_age_s: float = Field(2.0, gt=0, description="Unhealthy when the last frame is older than this.")
+    reconnect_min_s: float = Field(0.5, gt=0, description="First camera reconnect delay.")
+    reconnect_max_s: float = Field(10.0, gt=0, description="Longest camera reconnect delay.")
+
+
+class VanityConfig(_Strict):
+    """Everything the `vanity` daemon and tools can be told."""
+
+    source: SourceConfig = Field(default_factory=DemoSource, description="Where frames come from.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Model bundle and runtime.")
+    detector: DetectorConfig = Field(default_factory=HaarDetector, description="Face detector for acquisition.")
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Tracking and measurement.")
+    render: RenderConfig = Field(default_factory=RenderConfig, description="Mirror image.")
+    server: ServerConfig = Field(default_factory=ServerConfig, description="Kiosk page and API.")
+    session: SessionConfig = Field(default_factory=SessionConfig, description="Customer session.")
+    snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig, description="Customer-requested photos.")
+    health: HealthConfig = Field(default_factory=HealthConfig, description="Health and watchdog.")
+    catalog: Path = Field(DEFAULT_CATALOG, description="Product catalogue file (TOML).")
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or invalid; ``errors`` lists each problem."""
+
+    def __init__(self, message: str, errors: list[str] | None = None):
+        super().__init__(message)
+        self.errors = errors or []
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        # A new source/detector kind replaces the section instead of merging
+        # into the old kind's fields, which would be rejected as unknown keys.
+        if (
+            isinstance(v, dict)
+            and isinstance(out.get(k), dict)
+            and v.get("kind", out[k].get("kind")) == out[k].get("kind")
+        ):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> VanityConfig:
+    """Load the configuration: built-in defaults, then the file, then overrides.
+
+    Raises:
+        ConfigError: listing each problem with its location.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from e
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}", [f"{path}: {e}"]) from e
+        base = path.parent
+        # Relative paths in the file are relative to the file, not to the cwd.
+        for section, key in (("model", "path"), ("source", "path"), ("snapshots", "directory")):
+            sec = data.get(section)
+            if isinstance(sec, dict) and isinstance(sec.get(key), str) and not Path(sec[key]).is_absolute():
+                sec[key] = str(base / sec[key])
+        if isinstance(data.get("catalog"), str) and not Path(data["catalog"]).is_absolute():
+            data["catalog"] = str(base / data["catalog"])
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return VanityConfig.model_validate(data)
+    except ValidationError as e:
+        errors = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            errors.append(f"{loc}: {err['msg']}")
+        where = f"{path}: " if path else ""
+        raise ConfigError(f"{where}{len(errors)} configuration error(s)", errors) from e
+
+
+def changed_fields(cfg: VanityConfig) -> dict[str, Any]:
+    """The settings that differ from the built-in defaults, as nested dicts."""
+    default = VanityConfig().model_dump(mode="json")
+    now = cfg.model_dump(mode="json")
+
+    def diff(a: Any, b: Any) -> Any:
+        if isinstance(a, dict) and isinstance(b, dict) and a.get("kind") == b.get("kind"):
+            out = {k: diff(a.get(k), v) for k, v in b.items() if a.get(k) != v}
+            return out
+        return b
+
+    return diff(default, now) if default != now else {}

@@ -1,0 +1,311 @@
+"""The model contract: what the workstation and the kiosk must agree on.
+
+Training, conversion and the device all import this module, and nothing else
+from each other, so the class order, the input geometry, the crop geometry and
+the bundle's metadata schema are defined exactly once.
+
+This module must stay importable without TensorFlow (and without OpenCV at
+import time), because it runs on the kiosk.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+"""Version of the bundle metadata schema; the loader refuses any other."""
+
+CLASSES: tuple[str, ...] = (
+    "background",
+    "skin",
+    "left_eyebrow",
+    "right_eyebrow",
+    "left_eye",
+    "right_eye",
+    "nose",
+    "upper_lip",
+    "inner_mouth",
+    "lower_lip",
+    "hair",
+)
+"""LaPa's 11 classes in order. "left" means image-left of the crop."""
+
+CLASS_ID = {name: i for i, name in enumerate(CLASSES)}
+
+# A horizontal flip turns an image-left brow/eye into an image-right one.
+_FLIP_PAIRS = (("left_eyebrow", "right_eyebrow"), ("left_eye", "right_eye"))
+
+
+def flip_permutation(classes: tuple[str, ...] = CLASSES) -> np.ndarray:
+    """Class-id lookup table to apply to a label map after a horizontal flip."""
+    perm = np.arange(len(classes), dtype=np.int32)
+    for a, b in _FLIP_PAIRS:
+        ia, ib = classes.index(a), classes.index(b)
+        perm[ia], perm[ib] = ib, ia
+    return perm
+
+
+CLASS_GROUPS: dict[str, tuple[str, ...]] = {
+    "skin": ("skin",),
+    "brows": ("left_eyebrow", "right_eyebrow"),
+    "eyes": ("left_eye", "right_eye"),
+    "nose": ("nose",),
+    "lips": ("upper_lip", "lower_lip"),
+    "mouth": ("inner_mouth",),
+    "hair": ("hair",),
+}
+"""Groups used for reporting and by the makeup layers."""
+
+FACE_CLASSES: tuple[str, ...] = tuple(c for c in CLASSES if c not in ("background", "hair"))
+"""Classes whose union is "the face" that defines the face box."""
+
+INPUT_SIZE = 128
+"""Side of the square, uint8 RGB model input."""
+
+OUTPUT_STRIDE = 2
+"""The class map is INPUT_SIZE // OUTPUT_STRIDE on a side."""
+
+OUTPUT_PARTS = "parts"
+"""Signature output: per-pixel class probabilities, (1, S, S, len(CLASSES))."""
+
+OUTPUT_FACE = "face"
+"""Signature output: probability that the crop holds a face, (1, 1)."""
+
+
+class CropGeometry(BaseModel):
+    """How a face box becomes the model's square input.
+
+    The face box is the bounding box of the face classes (skin and the parts,
+    without hair). The crop is a square centred on the box centre, shifted by
+    ``center_shift`` of the box side along the face's vertical axis, with side
+    ``scale * max(box width, box height)``, rotated by the face's roll.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scale: float = Field(1.45, gt=1.0, le=4.0, description="Crop side / face box side.")
+    center_shift: float = Field(
+        -0.04, ge=-0.5, le=0.5, description="Shift of the crop centre along the face's down axis, in box sides."
+    )
+
+
+class FaceBox(NamedTuple):
+    """An axis-aligned face box in image pixels, plus the face's roll."""
+
+    cx: float
+    cy: float
+    size: float
+    angle_deg: float = 0.0
+
+    @classmethod
+    def from_xywh(cls, x: float, y: float, w: float, h: float, angle_deg: float = 0.0) -> FaceBox:
+        """Build from a top-left corner and size."""
+        return cls(x + w / 2.0, y + h / 2.0, float(max(w, h)), angle_deg)
+
+
+def crop_matrix(box: FaceBox, geometry: CropGeometry, size: int = INPUT_SIZE) -> np.ndarray:
+    """Affine 2x3 matrix mapping image pixels to crop pixels.
+
+    Args:
+        box: the face box, with its roll: the angle of the line from the
+            image-left eye to the image-right eye, ``atan2(dy, dx)`` in image
+            coordinates (y down), in degrees.
+        geometry: the contract's crop geometry.
+        size: output side in pixels.
+
+    Returns:
+        A float64 (2, 3) matrix usable with ``cv2.warpAffine``.
+    """
+    side = geometry.scale * box.size
+    theta = math.radians(box.angle_deg)
+    c, s = math.cos(theta), math.sin(theta)
+    # The face's "down" axis in image coordinates after rolling by theta.
+    down = np.array([-s, c])
+    center = np.array([box.cx, box.cy]) + down * geometry.center_shift * box.size
+    k = size / side
+    # Rotate image into the face frame, scale, then move the centre to the crop centre.
+    rot = np.array([[c, s], [-s, c]]) * k
+    t = np.array([size / 2.0, size / 2.0]) - rot @ center
+    return np.hstack([rot, t[:, None]])
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine matrix."""
+    a = m[:, :2]
+    inv = np.linalg.inv(a)
+    return np.hstack([inv, (-inv @ m[:, 2])[:, None]])
+
+
+def crop_face(image: np.ndarray, box: FaceBox, geometry: CropGeometry, size: int = INPUT_SIZE) -> np.ndarray:
+    """Cut the model's input from an RGB image (bilinear, edges replicated)."""
+    import cv2
+
+    m = crop_matrix(box, geometry, size)
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def face_box_from_labels(labels: np.ndarray, min_pixels: int = 20) -> tuple[float, float, float, float] | None:
+    """Bounding box (x, y, w, h) of the face classes in a label map, or None."""
+    face_ids = [CLASS_ID[c] for c in FACE_CLASSES]
+    mask = np.isin(labels, face_ids)
+    if int(mask.sum()) < min_pixels:
+        return None
+    ys, xs = np.nonzero(mask)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+class InputSpec(BaseModel):
+    """The model input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(INPUT_SIZE, description="Side of the square input in pixels.")
+    dtype: Literal["uint8"] = Field("uint8", description="Input dtype; raw camera pixels, RGB.")
+    channels: Literal[3] = Field(3, description="Colour channels, RGB order.")
+
+
+class OutputSpec(BaseModel):
+    """One named output of the model's serving signature."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Signature output name.")
+    shape: list[int] = Field(description="Shape including the batch axis.")
+    meaning: str = Field(description="What the values mean.")
+
+
+class ClassMetrics(BaseModel):
+    """Accuracy of one model variant on the validation data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mean_f1: float = Field(description="Mean F1 over the classes present in the data.")
+    miou: float = Field(description="Mean intersection-over-union over the classes present.")
+    per_class_f1: dict[str, float] = Field(default_factory=dict, description="F1 by class name.")
+
+
+class BuildInfo(BaseModel):
+    """When and with what the bundle was built."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    created: str = Field(
+        default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        description="UTC ISO time of conversion.",
+    )
+    tool: str = Field("vanity", description="What built it.")
+    versions: dict[str, str] = Field(default_factory=dict, description="Library versions used.")
+    run: str = Field("", description="Training run the bundle came from.")
+    quantization: Literal["int8", "float16", "dynamic", "float32"] = Field("int8", description="Weights/activations.")
+
+
+class BundleMetadata(BaseModel):
+    """Everything the device needs to know about a model bundle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(SCHEMA_VERSION, description="Metadata schema version.")
+    name: str = Field("vanity-parser", description="Human name of the model.")
+    tflite_sha256: str = Field(description="SHA-256 of the .tflite file this metadata describes.")
+    classes: list[str] = Field(default_factory=lambda: list(CLASSES), description="Class names in output order.")
+    input: InputSpec = Field(default_factory=InputSpec, description="Model input.")
+    crop: CropGeometry = Field(default_factory=CropGeometry, description="Face box to input crop geometry.")
+    outputs: dict[str, OutputSpec] = Field(description="Outputs by role: 'parts', 'face', optional attributes.")
+    attributes: dict[str, list[str]] = Field(default_factory=dict, description="Attribute head labels by head.")
+    metrics: dict[str, ClassMetrics] = Field(default_factory=dict, description="Metrics by variant (float, int8).")
+    macs: int = Field(0, description="Multiply-accumulates per inference.")
+    data: dict[str, object] = Field(default_factory=dict, description="Training data summary.")
+    build: BuildInfo = Field(default_factory=BuildInfo, description="Build information.")
+
+
+class BundleError(ValueError):
+    """A model bundle is missing, malformed, of an unknown schema or tampered with."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sidecar_path(tflite_path: Path) -> Path:
+    """Where a bundle's metadata lives: ``model.tflite`` -> ``model.json``."""
+    return Path(tflite_path).with_suffix(".json")
+
+
+def write_metadata(tflite_path: Path, meta: BundleMetadata) -> Path:
+    """Write the sidecar metadata of a bundle (atomically)."""
+    out = sidecar_path(tflite_path)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(meta.model_dump_json(indent=2) + "\n")
+    tmp.replace(out)
+    return out
+
+
+class Bundle(NamedTuple):
+    """A validated bundle: the model's bytes and what they mean."""
+
+    path: Path
+    model_bytes: bytes
+    metadata: BundleMetadata
+
+
+def load_bundle(tflite_path: Path | str) -> Bundle:
+    """Read and validate a bundle.
+
+    Raises:
+        BundleError: saying which check failed (missing file, missing or
+            malformed metadata, unknown schema, hash mismatch, class list).
+    """
+    path = Path(tflite_path)
+    if path.is_dir():
+        candidates = sorted(path.glob("*.tflite"))
+        if len(candidates) != 1:
+            raise BundleError(f"{path}: expected exactly one .tflite in the folder, found {len(candidates)}")
+        path = candidates[0]
+    if not path.is_file():
+        raise BundleError(f"{path}: model file not found")
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise BundleError(f"{path}: metadata missing (expected {side.name} beside it)")
+    try:
+        raw = json.loads(side.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BundleError(f"{side}: metadata is not valid JSON ({e})") from e
+    if not isinstance(raw, dict):
+        raise BundleError(f"{side}: metadata must be a JSON object")
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BundleError(f"{side}: unknown metadata schema_version {version!r} (this device reads {SCHEMA_VERSION})")
+    try:
+        meta = BundleMetadata.model_validate(raw)
+    except Exception as e:  # pydantic.ValidationError, with locations
+        raise BundleError(f"{side}: metadata invalid: {e}") from e
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != meta.tflite_sha256:
+        raise BundleError(
+            f"{path}: SHA-256 mismatch: file is {digest[:12]}…, metadata pins {meta.tflite_sha256[:12]}… "
+            "(the model was replaced or tampered with)"
+        )
+    for role in (OUTPUT_PARTS, OUTPUT_FACE):
+        if role not in meta.outputs:
+            raise BundleError(f"{side}: metadata has no '{role}' output")
+    if meta.input.size <= 0:
+        raise BundleError(f"{side}: bad input size {meta.input.size}")
+    return Bundle(path, data, meta)

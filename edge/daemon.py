@@ -1,0 +1,126 @@
+"""``vanity run``: build the mirror from the config and serve it until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger("vanity.daemon")
+
+
+class DaemonError(RuntimeError):
+    """The daemon cannot start with this configuration."""
+
+
+def resolve_token(cfg) -> str | None:
+    """The API token: from config, else from a systemd credential; required off loopback."""
+    from edge.server import is_loopback
+
+    token = cfg.server.token
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if token is None and cred_dir:
+        p = Path(cred_dir) / "vanity-token"
+        if p.is_file():
+            token = p.read_text().strip() or None
+    if not is_loopback(cfg.server.host) and not token:
+        raise DaemonError(
+            f"server.host = {cfg.server.host!r} is not loopback: set server.token (≥16 chars) or provide the "
+            "systemd credential 'vanity-token'. Example token: " + secrets.token_urlsafe(24)
+        )
+    if token is not None and len(token) < 16:
+        raise DaemonError("the API token must be at least 16 characters")
+    return token
+
+
+def build_mirror(cfg, notifier=None):
+    """Load the model, catalogue, detector, renderer and source; raise DaemonError on bad input."""
+    from edge.catalog import CatalogError, load_catalog
+    from edge.contract import BundleError
+    from edge.detectors import make_detector
+    from edge.makeup import Renderer
+    from edge.pipeline import Mirror
+    from edge.runtime import RuntimeUnavailable, open_parser
+    from edge.sources import make_source
+
+    try:
+        parser = open_parser(cfg.model.path, cfg.model.runtime, cfg.model.threads)
+    except (BundleError, RuntimeUnavailable) as e:
+        raise DaemonError(f"model bundle refused: {e}") from e
+    try:
+        catalog = load_catalog(cfg.catalog)
+    except CatalogError as e:
+        raise DaemonError(f"catalogue refused: {e}") from e
+    mirror = Mirror(
+        cfg,
+        parser,
+        make_detector(cfg.detector),
+        Renderer(feather_px=cfg.render.feather_px),
+        catalog,
+        make_source(cfg.source),
+        notifier=notifier,
+    )
+    try:
+        mirror._resolve_look(cfg.render.look)
+    except KeyError as e:
+        raise DaemonError(f"render.look: {e}") from e
+    return mirror
+
+
+def serve(cfg) -> None:
+    """Run until SIGTERM or SIGINT; both take the same graceful path (< 2 s)."""
+    import uvicorn
+
+    from edge.sdnotify import Notifier
+    from edge.server import create_app
+    from edge.snapshots import SnapshotStore
+
+    token = resolve_token(cfg)
+    notifier = Notifier()
+    mirror = build_mirror(cfg, notifier)
+    snapshots = SnapshotStore(cfg.snapshots) if cfg.snapshots.enabled else None
+    config = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        # uvicorn has bound the socket by now: start the pipeline and tell systemd.
+        mirror.start()
+        port = cfg.server.port
+        for s in getattr(server, "servers", []) or []:
+            for sock in s.sockets:
+                port = sock.getsockname()[1]
+        log.info("serving the mirror on http://%s:%s/ (source %s)", cfg.server.host, port, mirror.source.name)
+        notifier.ready(f"serving on {cfg.server.host}:{port}")
+        try:
+            yield
+        finally:
+            notifier.stopping()
+            t0 = time.monotonic()
+            mirror.stop(timeout=1.0)
+            log.info("stopped in %.2f s", time.monotonic() - t0)
+
+    app = create_app(mirror, cfg, token=token, snapshots=snapshots, lifespan=lifespan)
+    config = uvicorn.Config(
+        app,
+        host=cfg.server.host,
+        port=cfg.server.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=1,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+
+    stop_sweeper = threading.Event()
+    if snapshots is not None:
+        threading.Thread(target=snapshots.sweep_forever, args=(stop_sweeper,), daemon=True).start()
+    try:
+        # uvicorn installs SIGINT and SIGTERM handlers that both trigger a graceful shutdown.
+        server.run()
+    finally:
+        stop_sweeper.set()
+        mirror.stop(timeout=0.5)

@@ -1,0 +1,66 @@
+"""Typed results passed between the stages of the edge pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from edge.contract import FaceBox
+
+Undertone = Literal["warm", "neutral", "cool"]
+
+
+@dataclass(frozen=True)
+class SkinTone:
+    """A skin measurement.
+
+    Attributes:
+        monk: Monk Skin Tone scale step, 1 (lightest) to 10 (deepest).
+        undertone: warm, neutral or cool.
+        lab: CIELAB (L*, a*, b*) of the light-corrected skin.
+        confidence: 0..1, how much skin was seen and how consistent it was.
+    """
+
+    monk: int
+    undertone: Undertone
+    lab: tuple[float, float, float]
+    confidence: float = 1.0
+
+
+@dataclass
+class FaceAnalysis:
+    """One analysed face in one frame.
+
+    Attributes:
+        box: the face box in image pixels (with roll) the crop was made from.
+        crop_matrix: 2x3 affine, image pixels -> model input pixels.
+        probs: float32 (S, S, C) class probabilities in the model's output
+            space (S = input size / output stride), temporally smoothed.
+        labels: uint8 (S, S) argmax of ``probs``.
+        face_score: the model's face-present probability.
+        stride: model input pixels per output pixel.
+        tone: skin measurement, when enough skin was seen.
+    """
+
+    box: FaceBox
+    crop_matrix: np.ndarray
+    probs: np.ndarray
+    labels: np.ndarray
+    face_score: float
+    stride: int = 2
+    tone: SkinTone | None = None
+    extras: dict[str, float] = field(default_factory=dict)
+
+    def output_to_image(self) -> np.ndarray:
+        """2x3 affine mapping class-map (output) pixels to image pixels."""
+        from edge.contract import invert_affine
+
+        # Output pixel centres sit at stride*(u+0.5)-0.5 in input pixels.
+        s = float(self.stride)
+        out_to_in = np.array([[s, 0.0, (s - 1) / 2.0], [0.0, s, (s - 1) / 2.0]])
+        in_to_img = invert_affine(self.crop_matrix)
+        a = in_to_img[:, :2] @ out_to_in[:, :2]
+        t = in_to_img[:, :2] @ out_to_in[:, 2] + in_to_img[:, 2]
+        return np.hstack([a, t[:, None]])
