@@ -1,0 +1,68 @@
+# Vanity — two commands on a fresh machine: `make demo` and `make test`.
+# Each creates .venv and installs what it needs from the project's own files.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+PIP    := $(PY) -m pip
+MODEL  := edge/data/models/vanity-default.tflite
+
+.PHONY: demo test lint model assets bench soak systemd-check browser-deps clean help
+
+help:
+	@echo "make demo   - install the device runtime and run the mirror on the demo source (http://127.0.0.1:8080/)"
+	@echo "make test   - install everything the tests need and run the whole suite"
+	@echo "make model  - rebuild the default model bundle (generate -> train -> convert)"
+	@echo "make bench  - per-stage benchmark on the demo source"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# The device runtime only: no TensorFlow.
+$(VENV)/.runtime: pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	touch $@
+
+# Workstation + test tools.
+$(VENV)/.dev: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[train,dev]'
+	touch $@ $(VENV)/.runtime
+
+demo: $(VENV)/.runtime
+	$(BIN)/vanity run --source demo
+
+test: $(VENV)/.dev browser-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Headless Chromium for the kiosk's browser tests (Debian packages; skipped if apt is unavailable).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+		|| echo "chromium not installed: browser tests will be skipped"; }
+
+assets: $(VENV)/.dev
+	$(PY) -m training.assets
+
+# Rebuild the default bundle from the project's own code: generate -> train -> convert.
+model: $(VENV)/.dev
+	$(PY) -m training.default_model --out $(MODEL)
+
+bench: $(VENV)/.runtime
+	$(BIN)/vanity bench --source demo --frames 600
+
+soak: $(VENV)/.dev
+	$(PY) benchmarks/soak.py --frames 20000
+
+systemd-check:
+	bash systemd/check.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

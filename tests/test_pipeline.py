@@ -1,0 +1,155 @@
+"""The hot loop over fake stages: frames flow, drops are counted, failures recover."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+from edge.analysis import Analyzer, OneEuro, box_from_probs
+from edge.config import load_config
+from edge.contract import CropGeometry, FaceBox
+from edge.pipeline import FrameSlot, Mirror
+from edge.runtime.fake import FakeParser, fake_labels
+from tests.conftest import synthetic_frame
+
+
+def test_frame_slot_keeps_freshest_and_counts_drops():
+    """Guards against a queue that grows (latency) or drops frames silently."""
+    slot = FrameSlot()
+    for i in range(5):
+        slot.put(np.full((2, 2, 3), i, np.uint8), float(i))
+    frame, t = slot.take(0.01)
+    assert frame[0, 0, 0] == 4 and t == 4.0
+    assert slot.dropped == 4
+    assert slot.take(0.01) is None
+
+
+def test_one_euro_is_still_on_a_still_signal_and_follows_a_step():
+    """Guards against jitter on a still face and visible lag on a moving one."""
+    f = OneEuro(min_cutoff=1.0, beta=0.05)
+    rng = np.random.default_rng(0)
+    out = [f(100 + rng.normal(0, 2), i / 30) for i in range(60)]
+    assert np.std(out[30:]) < 1.0  # input jitter is 2 px
+    for i in range(60, 75):
+        y = f(200.0, i / 30)
+    assert y > 180  # a 100 px move is followed within half a second
+
+
+def test_tracker_box_from_labels_maps_back_to_the_image():
+    """Guards against the tracker drifting: the class map's box must land where the face is."""
+    geo = CropGeometry()
+    box = FaceBox(320.0, 240.0, 180.0, 0.0)
+    parser = FakeParser()
+    cfg = load_config(None).analysis
+    from edge.detectors.fake import FakeDetector
+
+    an = Analyzer(parser, FakeDetector(load_config(None, {"detector": {"kind": "fake", "box": None}}).detector), cfg, geo)
+    from edge.contract import crop_matrix
+    from edge.types import FaceAnalysis
+
+    fa = FaceAnalysis(box, crop_matrix(box, geo), parser._probs, fake_labels(), 0.99)
+    nb = box_from_probs(fake_labels(), fa.output_to_image(), box, 20)
+    # The fake face fills the crop as the geometry implies: the box is stable (a fixed point).
+    assert abs(nb.cx - box.cx) < 0.06 * box.size and abs(nb.size - box.size) < 0.15 * box.size
+    assert an.tracking is False
+
+
+def test_analyzer_detects_once_then_tracks(fake_mirror):
+    """Guards against running the expensive detector on every frame."""
+    for i in range(10):
+        fake_mirror.step(synthetic_frame(seed=i))
+    assert fake_mirror.analyzer.detections == 1
+    assert fake_mirror.face is not None
+
+
+def test_step_renders_and_publishes_a_jpeg(fake_mirror):
+    """Guards against a pipeline that publishes nothing or an unreadable image."""
+    jpeg = fake_mirror.step(synthetic_frame())
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape == (480, 640, 3)
+    seq, latest = fake_mirror.out.latest()
+    assert seq == 1 and latest == jpeg
+    for stage in ("analyze", "render", "encode", "total"):
+        assert stage in fake_mirror.stats.summary()
+
+
+def test_threads_run_and_health_follows_frames(fake_mirror):
+    """Guards against /healthz saying healthy while no frames flow."""
+    assert not fake_mirror.health().healthy
+    fake_mirror.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not fake_mirror.health().healthy:
+            time.sleep(0.05)
+        assert fake_mirror.health().healthy, fake_mirror.health().reason
+        assert fake_mirror.frames > 0
+    finally:
+        t0 = time.monotonic()
+        fake_mirror.stop()
+        assert time.monotonic() - t0 < 2.0
+    time.sleep(fake_mirror.cfg.health.max_frame_age_s + 0.1)
+    assert not fake_mirror.health().healthy
+
+
+def test_camera_failure_is_survived_and_recovered(fake_cfg):
+    """Guards against a camera glitch killing the daemon or the health never recovering."""
+    from edge.catalog import load_catalog
+    from edge.detectors import make_detector
+    from edge.makeup import Renderer
+    from edge.sources import make_source
+
+    cfg = fake_cfg.model_copy(
+        update={
+            "source": fake_cfg.source.model_copy(update={"fail_after": 10, "fail_for": 3}),
+            "health": fake_cfg.health.model_copy(update={"reconnect_min_s": 0.05, "max_frame_age_s": 0.3}),
+        }
+    )
+    m = Mirror(cfg, FakeParser(), make_detector(cfg.detector), Renderer(), load_catalog(cfg.catalog),
+               make_source(cfg.source))
+    m.start()
+    try:
+        saw_unhealthy = False
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            h = m.health()
+            if m.camera_state == "reconnecting":
+                saw_unhealthy = saw_unhealthy or not h.healthy
+            if saw_unhealthy and h.healthy:
+                break
+            time.sleep(0.02)
+        assert saw_unhealthy, "the outage was not reported"
+        assert m.health().healthy, m.health().reason
+        assert m.camera_gaps == 1
+    finally:
+        m.stop()
+
+
+def test_session_resets_after_no_face(fake_cfg):
+    """Guards against the next customer inheriting the previous one's look and tone."""
+    from edge.catalog import load_catalog
+    from edge.detectors import make_detector
+    from edge.makeup import Renderer
+    from edge.sources import make_source
+
+    now = [0.0]
+    cfg = fake_cfg.model_copy(update={"session": fake_cfg.session.model_copy(update={"reset_after_s": 5})})
+    parser = FakeParser()
+    m = Mirror(cfg, parser, make_detector(cfg.detector), Renderer(), load_catalog(cfg.catalog),
+               make_source(cfg.source), clock=lambda: now[0])
+    m.step(synthetic_frame())
+    m.set_look(m._resolve_look("none"), "none")
+    assert m.session.look_name == "none"
+    parser.face = False
+    parser._probs[:] = 0
+    parser._probs[..., 0] = 1
+    for t in (1.0, 3.0, 7.0):
+        now[0] = t
+        m.step(synthetic_frame(face=False))
+    assert m.face is None
+    parser.face = True
+    parser.__init__(face=True)
+    now[0] = 8.0
+    m.step(synthetic_frame())
+    assert m.session.look_name == cfg.render.look
