@@ -8,13 +8,14 @@ PY     := $(BIN)/python
 PIP    := $(PY) -m pip
 MODEL  := edge/data/models/vanity-default.tflite
 
-.PHONY: demo test lint model assets bench soak systemd-check browser-deps clean help
+.PHONY: demo test lint model assets teacher bench soak systemd-check browser-deps clean help
 
 help:
 	@echo "make demo   - install the device runtime and run the mirror on the demo source (http://127.0.0.1:8080/)"
 	@echo "make test   - install everything the tests need and run the whole suite"
 	@echo "make model  - rebuild the default model bundle (generate -> train -> convert)"
 	@echo "make bench  - per-stage benchmark on the demo source"
+	@echo "make teacher - install the labelling teacher (MediaPipe 0.10.21 face models from PyPI) into .cache/teacher"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,10 @@ browser-deps:
 
 assets: $(VENV)/.dev
 	$(PY) -m training.assets
+
+# The teacher for `vanity label`: MediaPipe's bundled face models, run through LiteRT.
+teacher: $(VENV)/.runtime
+	$(PY) -m training.teacher_assets --dest .cache/teacher
 
 # Rebuild the default bundle from the project's own code: generate -> train -> convert.
 model: $(VENV)/.dev

@@ -451,6 +451,27 @@ def convert(
     typer.echo(f"bundle {out} ({report.summary})")
 
 
+@app.command()
+def label(
+    photos: Annotated[Path, typer.Argument(help="Folder of face photos (consented).")],
+    out: Annotated[Path, typer.Option(help="Dataset folder to write (images/ + masks/).")],
+    teacher: Annotated[Path | None, typer.Option(help="Folder with the teacher model (default .cache/teacher).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+) -> None:
+    """Turn unlabelled face photos into training data with an offline landmark teacher."""
+    if not photos.is_dir():
+        _fail(f"{photos}: not a folder", code=2)
+    from training.teacher import TeacherMissing, label_folder
+
+    try:
+        report = label_folder(photos, out, teacher=teacher, overwrite=overwrite)
+    except TeacherMissing as e:
+        _fail(str(e), code=2)
+    for path, why in report.skipped:
+        typer.echo(f"skipped {path}: {why}", err=True)
+    typer.echo(f"{report.labelled} photo(s) labelled into {out} ({len(report.skipped)} skipped)")
+
+
 def main() -> None:
     """Entry point: run the app, turning library errors into messages and exit codes."""
     try:

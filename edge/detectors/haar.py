@@ -38,7 +38,7 @@ class HaarDetector:
             side = bw / k
             cx = (x + bw / 2) / k
             cy = (y + bh / 2) / k + self.cfg.box_shift * side
-            boxes.append(FaceBox(cx, cy, side * self.cfg.box_scale, 0.0))
+            boxes.append(FaceBox(float(cx), float(cy), float(side * self.cfg.box_scale), 0.0))
         return boxes
 
 

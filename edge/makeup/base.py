@@ -1,0 +1,359 @@
+"""The layer interface, the look models and the per-face mask cache shared by the layers.
+
+Every mask is built in the model's class-map space (``face.probs``, S x S), where
+the face is upright and small, then warped into a sub-rectangle of the frame with
+``cv2.warpAffine`` and ``face.output_to_image()``. Nothing outside the face's
+region of interest is read or written.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal
+
+import cv2
+import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from edge.contract import CLASS_ID
+from edge.types import FaceAnalysis
+
+LayerKind = Literal["lipstick", "blush", "eyeshadow", "eyeliner", "brows", "foundation"]
+Finish = Literal["matte", "satin", "gloss", "shimmer"]
+
+LAYER_ORDER: tuple[str, ...] = ("foundation", "blush", "eyeshadow", "eyeliner", "brows", "lipstick")
+"""Order in which layers are painted, as a make-up artist would (base first, lips last)."""
+
+_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def _check_hex(value: str) -> str:
+    if not _HEX.match(value):
+        raise ValueError(f"{value!r} is not a '#rrggbb' colour")
+    return value.lower()
+
+
+HexColor = Annotated[str, AfterValidator(_check_hex)]
+"""A ``#rrggbb`` colour, normalised to lower case."""
+
+
+class LayerSpec(BaseModel):
+    """One product applied to the face."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: LayerKind = Field(description="Which layer paints it.")
+    color: HexColor = Field(description="Shade as '#rrggbb' (sRGB).")
+    intensity: float = Field(0.6, ge=0.0, le=1.0, description="Opacity of the layer; 0 leaves the frame untouched.")
+    finish: Finish = Field("satin", description="Surface finish; lipstick uses it for highlights and sparkle.")
+    sku: str | None = Field(None, description="Catalogue product this layer shows, if any.")
+
+
+class Look(BaseModel):
+    """A named set of layers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Machine name, unique among looks.")
+    title: str = Field("", description="Human title shown on the kiosk.")
+    layers: list[LayerSpec] = Field(default_factory=list, description="Layers; painted in LAYER_ORDER.")
+
+
+# ----------------------------------------------------------------------------- colour helpers
+
+
+def hex_to_rgb(color: str) -> np.ndarray:
+    """``#rrggbb`` -> float32 RGB in 0..255."""
+    return np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], np.float32)
+
+
+def rgb_to_lab(rgb_u8: np.ndarray) -> np.ndarray:
+    """uint8 (or 0..255 float) RGB image -> float32 CIELAB (L 0..100), OpenCV's D65 conversion."""
+    return cv2.cvtColor(np.asarray(rgb_u8, np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_RGB2Lab)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """float32 CIELAB image -> float32 RGB in 0..255 (unclipped)."""
+    return cv2.cvtColor(lab.astype(np.float32, copy=False), cv2.COLOR_Lab2RGB) * np.float32(255.0)
+
+
+def shade_lab(color: str) -> np.ndarray:
+    """CIELAB of a ``#rrggbb`` shade, (3,) float32."""
+    return rgb_to_lab(hex_to_rgb(color).reshape(1, 1, 3))[0, 0]
+
+
+def soft_threshold(mask: np.ndarray, floor: float = 0.03) -> np.ndarray:
+    """Zero a mask's faint tail and rescale the rest to keep it continuous.
+
+    Gaussian tails are tiny but non-zero; without this, far pixels would round
+    to a changed value and the "only the face is touched" guarantee would leak.
+    """
+    return np.maximum(mask - np.float32(floor), 0.0) * np.float32(1.0 / (1.0 - floor))
+
+
+def smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Hermite step from 0 at ``lo`` to 1 at ``hi``."""
+    t = np.clip((x - np.float32(lo)) * np.float32(1.0 / (hi - lo)), 0.0, 1.0)
+    return t * t * (np.float32(3.0) - np.float32(2.0) * t)
+
+
+def blend(region: np.ndarray, target: np.ndarray, alpha: np.ndarray, src: np.ndarray | None = None) -> None:
+    """Write ``region + alpha * (target - region)`` back into the uint8 ``region`` in place.
+
+    Where ``alpha`` is exactly 0 the pixel keeps its exact value (bit-identical).
+
+    Args:
+        region: uint8 (h, w, 3) pixels, modified in place.
+        target: float32 (h, w, 3) colours in 0..255; a float32 array is used as scratch (overwritten).
+        alpha: float32 (h, w) opacity.
+        src: ``region`` as float32, when the caller already has it.
+    """
+    if src is None:
+        src = region.astype(np.float32)
+    if target.dtype == np.float32 and target.flags.writeable and target.base is None:
+        out = np.subtract(target, src, out=target)
+    else:
+        out = np.subtract(target, src, dtype=np.float32)
+    out *= alpha[..., None]
+    out += src
+    out += np.float32(0.5)  # round half up; exact integers stay exact
+    np.clip(out, 0.0, 255.0, out=out)
+    region[...] = out.astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+@dataclass(frozen=True)
+class Part:
+    """A face part's extent in class-map pixels (from probabilities above 0.5)."""
+
+    cx: float
+    cy: float
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def width(self) -> float:
+        """Horizontal extent."""
+        return self.x1 - self.x0 + 1.0
+
+    @property
+    def height(self) -> float:
+        """Vertical extent."""
+        return self.y1 - self.y0 + 1.0
+
+
+# Where the contract's crop geometry puts the parts of a frontal face on a 64-pixel map;
+# used when the parser misses a part (closed eyes, occlusion) so layers still land sensibly.
+_DEFAULT_PARTS_64: dict[str, tuple[float, float, float, float]] = {
+    "left_eye": (24, 29, 4, 2),
+    "right_eye": (40, 29, 4, 2),
+    "left_eyebrow": (24, 25, 5, 1.5),
+    "right_eyebrow": (40, 25, 5, 1.5),
+    "nose": (32, 36, 3, 5),
+    "upper_lip": (32, 44, 7, 1.5),
+    "lower_lip": (32, 47, 7, 2),
+}
+
+
+@dataclass(frozen=True)
+class Region:
+    """A sub-rectangle of the frame and a mask warped into it."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    mask: np.ndarray
+
+    def view(self, frame: np.ndarray) -> np.ndarray:
+        """The frame's pixels under this region (a view, writable)."""
+        return frame[self.y0 : self.y1, self.x0 : self.x1]
+
+
+class FaceMasks:
+    """Per-face, per-frame cache of masks in class-map space, warped on demand.
+
+    Layers share one instance per ``render`` call, so each mask (skin, lips, ...)
+    is built once per frame however many layers use it.
+
+    Args:
+        face: the analysed face.
+        frame_shape: the frame's shape (H, W, ...).
+        feather_px: Gaussian feather sigma in model-input (crop) pixels.
+    """
+
+    def __init__(self, face: FaceAnalysis, frame_shape: tuple[int, ...], feather_px: float):
+        probs = np.asarray(face.probs, np.float32)
+        if probs.ndim != 3 or probs.shape[0] != probs.shape[1]:
+            raise ValueError(f"face.probs must be (S, S, C), got {probs.shape}")
+        # Channel-first and contiguous: every mask reads whole class planes.
+        self.planes = np.ascontiguousarray(probs.transpose(2, 0, 1))
+        self.size = probs.shape[0]
+        self.unit = self.size / 64.0  # class-map pixels per pixel of the 64-pixel reference layout
+        self.stride = float(face.stride)
+        self.sigma = float(feather_px) / self.stride  # feather in class-map pixels
+        self.out_to_img = face.output_to_image()
+        h, w = frame_shape[:2]
+        self.frame_hw = (h, w)
+        self.roi = self._roi(w, h)
+        self._cache: dict[str, object] = {}
+
+    # -- region of interest and warping
+
+    def _roi(self, w: int, h: int) -> tuple[int, int, int, int] | None:
+        s = self.size
+        quad = np.array([[-0.5, -0.5, 1], [s - 0.5, -0.5, 1], [s - 0.5, s - 0.5, 1], [-0.5, s - 0.5, 1]])
+        pts = quad @ self.out_to_img.T
+        x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 1
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return int(x0), int(y0), int(x1), int(y1)
+
+    def rect_of(self, mask: np.ndarray, margin: float = 1.0) -> tuple[int, int, int, int] | None:
+        """Frame rectangle (clipped to the ROI) covering every pixel a crop-space mask can reach."""
+        if self.roi is None:
+            return None
+        support = mask > 0 if mask.ndim == 2 else (mask > 0).any(axis=2)
+        ys = np.flatnonzero(support.any(axis=1))
+        if ys.size == 0:
+            return None
+        xs = np.flatnonzero(support.any(axis=0))
+        # Bilinear interpolation reaches one source pixel beyond the support.
+        u0, u1 = xs[0] - margin, xs[-1] + margin
+        v0, v1 = ys[0] - margin, ys[-1] + margin
+        pts = np.array([[u0, v0, 1], [u1, v0, 1], [u1, v1, 1], [u0, v1, 1]]) @ self.out_to_img.T
+        rx0, ry0, rx1, ry1 = self.roi
+        x0 = max(int(math.floor(pts[:, 0].min())), rx0)
+        y0 = max(int(math.floor(pts[:, 1].min())), ry0)
+        x1 = min(int(math.ceil(pts[:, 0].max())) + 1, rx1)
+        y1 = min(int(math.ceil(pts[:, 1].max())) + 1, ry1)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return x0, y0, x1, y1
+
+    def warp(
+        self, mask: np.ndarray, rect: tuple[int, int, int, int], shift: tuple[float, float] = (0.0, 0.0), scale: float = 1.0
+    ) -> np.ndarray:
+        """Warp a class-map-space mask (or a ``scale`` times finer pattern) into a frame rectangle.
+
+        Args:
+            mask: (S*scale, S*scale[, k]) float32 map.
+            rect: (x0, y0, x1, y1) in frame pixels.
+            shift: sample the map at (u + du, v + dv) class-map pixels, i.e. move it by -shift.
+            scale: map pixels per class-map pixel.
+        """
+        x0, y0, x1, y1 = rect
+        m = self.out_to_img.copy()
+        a = m[:, :2]
+        if scale != 1.0:
+            # Map pixel p sits at class-map coordinate (p + 0.5) / scale - 0.5.
+            pre = np.array([[1.0 / scale, 0.0, 0.5 / scale - 0.5], [0.0, 1.0 / scale, 0.5 / scale - 0.5]])
+            m = np.hstack([a @ pre[:, :2], (a @ pre[:, 2] + m[:, 2])[:, None]])
+            a = m[:, :2]
+        if shift != (0.0, 0.0):
+            # Sampling src(q + d) is the forward map q -> A (q - d) + b; d in map pixels.
+            m[:, 2] -= a @ (np.asarray(shift, np.float64) * scale)
+        m[:, 2] -= (x0, y0)
+        return cv2.warpAffine(
+            mask, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
+
+    def region(self, mask: np.ndarray) -> Region | None:
+        """Warp a crop-space mask into the smallest frame rectangle it touches."""
+        rect = self.rect_of(mask)
+        if rect is None:
+            return None
+        return Region(*rect, self.warp(mask, rect))
+
+    # -- class-map masks
+
+    def prob(self, *names: str) -> np.ndarray:
+        """Sum of class probabilities, clipped to 0..1, (S, S) float32 (cached)."""
+        key = "p:" + ",".join(names)
+        if key not in self._cache:
+            m = self.planes[CLASS_ID[names[0]]].copy()
+            for n in names[1:]:
+                m += self.planes[CLASS_ID[n]]
+            self._cache[key] = np.clip(m, 0.0, 1.0)
+        return self._cache[key]  # type: ignore[return-value]
+
+    def blur(self, mask: np.ndarray, factor: float = 1.0) -> np.ndarray:
+        """Gaussian feather of ``factor`` times the configured sigma."""
+        sigma = self.sigma * factor
+        if sigma <= 0.05:
+            return mask
+        return cv2.GaussianBlur(mask, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+
+    def feathered(self, *names: str) -> np.ndarray:
+        """Feathered class mask (cached)."""
+        key = "f:" + ",".join(names)
+        if key not in self._cache:
+            self._cache[key] = self.blur(self.prob(*names))
+        return self._cache[key]  # type: ignore[return-value]
+
+    def cached(self, key: str, build) -> np.ndarray:
+        """Build a mask once per frame."""
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]  # type: ignore[return-value]
+
+    def part(self, name: str) -> Part:
+        """Centre and extent of a part; the reference layout's when the parser missed it."""
+        key = "part:" + name
+        if key not in self._cache:
+            p = self.planes[CLASS_ID[name]]
+            w = p * (p > 0.5)
+            cols, rows = w.sum(axis=0), w.sum(axis=1)
+            total = float(cols.sum())
+            xs, ys = np.flatnonzero(cols), np.flatnonzero(rows)
+            if total > 1.0 and xs.size >= 2:
+                idx = np.arange(self.size, dtype=np.float32)
+                part = Part(
+                    float(cols @ idx) / total,
+                    float(rows @ idx) / total,
+                    float(xs[0]),
+                    float(ys[0]),
+                    float(xs[-1]),
+                    float(ys[-1]),
+                )
+            else:
+                cx, cy, ax, ay = (v * self.unit for v in _DEFAULT_PARTS_64[name])
+                part = Part(cx, cy, cx - ax, cy - ay, cx + ax, cy + ay)
+            self._cache[key] = part
+        return self._cache[key]  # type: ignore[return-value]
+
+    def grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """Class-map pixel coordinates (x, y), float32 (cached)."""
+        if "grid" not in self._cache:
+            ys, xs = np.mgrid[0 : self.size, 0 : self.size].astype(np.float32)
+            self._cache["grid"] = (xs, ys)
+        return self._cache["grid"]  # type: ignore[return-value]
+
+    def ellipse(self, cx: float, cy: float, ax: float, ay: float, angle_deg: float = 0.0, falloff: float = 2.0):
+        """A soft elliptical blob ``exp(-falloff * r^2)`` in class-map space, r = 1 on the axes."""
+        xs, ys = self.grid()
+        t = math.radians(angle_deg)
+        c, s = np.float32(math.cos(t)), np.float32(math.sin(t))
+        dx, dy = xs - np.float32(cx), ys - np.float32(cy)
+        u = (c * dx + s * dy) * np.float32(1.0 / ax)
+        v = (-s * dx + c * dy) * np.float32(1.0 / ay)
+        return np.exp(-np.float32(falloff) * (u * u + v * v))
+
+
+class Layer(ABC):
+    """One kind of makeup. Instances are cached by the renderer and must be stateless per frame."""
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def apply(self, frame: np.ndarray, masks: FaceMasks, spec: LayerSpec) -> None:
+        """Paint ``spec`` onto ``frame`` (uint8 RGB, modified in place) inside the face's ROI."""

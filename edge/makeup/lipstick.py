@@ -1,0 +1,86 @@
+"""Lipstick: re-colours the lips in CIELAB while keeping their luminance texture."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, lab_to_rgb, rgb_to_lab, shade_lab, soft_threshold
+
+# Per finish: gain on bright lip detail (speculars), gain on dark detail (creases),
+# strength (L* units) of the added gloss highlight, strength of the sparkle.
+_FINISH = {
+    "matte": (0.55, 0.9, 0.0, 0.0),
+    "satin": (1.0, 1.0, 6.0, 0.0),
+    "gloss": (1.3, 1.0, 24.0, 0.0),
+    "shimmer": (1.0, 1.0, 8.0, 45.0),
+}
+
+_SPARKLE_SCALE = 4  # sparkle map pixels per class-map pixel: glitter finer than the class map
+
+
+def _sparkle_pattern(size: int, seed: int = 20261129) -> np.ndarray:
+    """Static sparse glitter in crop space: fixed seed, so it moves with the face and never flickers."""
+    rng = np.random.default_rng(seed)
+    pat = np.where(rng.random((size, size)) < 0.035, rng.uniform(0.4, 1.0, (size, size)), 0.0).astype(np.float32)
+    return cv2.GaussianBlur(pat, (0, 0), 0.6) * np.float32(3.0)
+
+
+class Lipstick(Layer):
+    """Upper and lower lips, never the teeth or the inside of the mouth."""
+
+    kind = "lipstick"
+
+    def __init__(self) -> None:
+        self._sparkle: dict[int, np.ndarray] = {}
+
+    def _sparkle_for(self, size: int) -> np.ndarray:
+        if size not in self._sparkle:
+            self._sparkle[size] = _sparkle_pattern(size * _SPARKLE_SCALE)
+        return self._sparkle[size]
+
+    @staticmethod
+    def _masks(masks: FaceMasks) -> np.ndarray:
+        def build() -> np.ndarray:
+            lips = masks.feathered("upper_lip", "lower_lip")
+            # The feather must not spill onto the teeth: the mouth's own probability vetoes it.
+            guard = np.clip(masks.prob("inner_mouth") * 2.0, 0.0, 1.0)
+            lip = soft_threshold(lips * (1.0 - guard))
+            # A soft specular band where light catches the lower lip's fullest part, plus a smaller one above.
+            low, up = masks.part("lower_lip"), masks.part("upper_lip")
+            hl = masks.ellipse(low.cx, low.cy - 0.2 * low.height, 0.3 * low.width, 0.28 * low.height, falloff=2.5)
+            hl = np.maximum(hl, 0.5 * masks.ellipse(up.cx, up.cy, 0.2 * up.width, 0.3 * up.height, falloff=2.5))
+            hl *= masks.prob("upper_lip", "lower_lip")
+            return np.dstack([lip, hl * (lip > 0)])
+
+        return masks.cached("lipstick", build)
+
+    def apply(self, frame: np.ndarray, masks: FaceMasks, spec: LayerSpec) -> None:
+        """Shift the lips' mean colour to the shade, keep L* detail, shape highlights by finish."""
+        if spec.intensity <= 0:
+            return
+        crop = self._masks(masks)
+        rect = masks.rect_of(crop[:, :, 0])
+        if rect is None:
+            return
+        warped = masks.warp(crop, rect)
+        lip, hl = warped[:, :, 0], warped[:, :, 1]
+        wsum = float(lip.sum())
+        if wsum < 1e-3:
+            return
+        x0, y0, x1, y1 = rect
+        region = frame[y0:y1, x0:x1]
+        lab = rgb_to_lab(region)
+        mean = (lab * lip[..., None]).reshape(-1, 3).sum(axis=0) / wsum
+        target_lab = shade_lab(spec.color)
+        bright, dark, gloss, sparkle = _FINISH[spec.finish]
+        detail = lab[:, :, 0] - np.float32(mean[0])
+        detail = np.where(detail > 0, detail * np.float32(bright), detail * np.float32(dark))
+        out = np.empty_like(lab)
+        out[:, :, 0] = target_lab[0] + detail + np.float32(gloss) * hl
+        if sparkle:
+            glitter = masks.warp(self._sparkle_for(masks.size), rect, scale=_SPARKLE_SCALE)
+            out[:, :, 0] += np.float32(sparkle) * glitter * lip
+        # Move the chroma's mean onto the shade, keeping the lips' own chroma variation.
+        out[:, :, 1:] = lab[:, :, 1:] + (target_lab[1:] - mean[1:]).astype(np.float32)
+        blend(region, lab_to_rgb(out), lip * np.float32(spec.intensity))

@@ -1,0 +1,275 @@
+"""Skin tone: Monk Skin Tone step and undertone, corrected for the colour of the light.
+
+Method (all documented choices, tuned on synthetic faces and the allowed sample photos):
+
+1. **Skin pixels.** The face's skin class with probability >= 0.8, eroded by one class-map
+   pixel so nothing at a part's edge (brow, lips, hairline) leaks in. The frame is sampled
+   in model-input space (128 x 128), where the skin mask lives.
+2. **Illuminant.** Shades-of-grey (Finlayson & Trezzi 2004, Minkowski p = 6) over the
+   scene in *linear* RGB: the frame at quarter size, without the face's skin (the thing we
+   measure must not vote for the light) and without clipped or near-black pixels (their
+   colour is not the light's). A colour cast is a per-channel gain, and the p-norm of a
+   gained image is the gained p-norm, so the estimate follows the cast exactly.
+3. **Von Kries correction.** Each channel is divided by the estimate and scaled so the
+   estimate becomes a fixed neutral grey of linear value ``REFERENCE_GREY``. The absolute
+   normalisation (rather than preserving the camera's exposure) is deliberate: it removes
+   exposure changes together with the cast, so a kiosk's auto-exposure hunting does not
+   move the measured lightness either; the price is that L* is relative to the scene.
+4. **Outliers.** Among the skin pixels, the darkest 15 % (shadows, pores, stray hair) and
+   the brightest 10 % (specular highlights) by L* are dropped; the median L*, a*, b* of
+   the rest is the skin colour (CIELAB, D65).
+5. **Monk step.** The nearest of the 10 Monk Skin Tone references by
+   ``sqrt((2 dL*)^2 + da*^2 + db*^2)``. L* is weighted double because lightness is what the
+   Monk scale mostly orders, and because chroma is the part a residual cast error affects.
+6. **Undertone.** From the hue angle h = atan2(b*, a*) of the skin: human skin lies around
+   40-75 degrees; below ``COOL_BELOW`` (redder/pinker) is cool, above ``WARM_ABOVE``
+   (more yellow/golden) is warm, neutral between.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from functools import cache
+
+import cv2
+import numpy as np
+
+from edge.contract import CLASS_ID
+from edge.types import FaceAnalysis, SkinTone, Undertone
+
+MONK_HEX: tuple[str, ...] = (
+    "#f6ede4",
+    "#f3e7db",
+    "#f7ead0",
+    "#eadaba",
+    "#d7bd96",
+    "#a07e56",
+    "#825c43",
+    "#604134",
+    "#3a312a",
+    "#292420",
+)
+"""Monk Skin Tone scale references, step 1 (lightest) to 10 (deepest)."""
+
+L_WEIGHT = 2.0
+"""Weight of L* in the Monk distance."""
+
+COOL_BELOW = 52.0
+"""Hue angle (degrees) below which the undertone is cool."""
+
+WARM_ABOVE = 62.0
+"""Hue angle (degrees) above which the undertone is warm."""
+
+REFERENCE_GREY = 0.45
+"""Linear value the scene's shades-of-grey estimate is corrected to (a light grey)."""
+
+MINKOWSKI_P = 6.0
+SKIN_PROB = 0.8
+MIN_SKIN_PIXELS = 40
+_SHADOW_PCT, _SPECULAR_PCT = 15.0, 90.0
+
+# D65 sRGB -> XYZ, and the D65 white.
+_RGB2XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+)
+_WHITE = np.array([0.95047, 1.0, 1.08883])
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in 0..1 -> linear RGB."""
+    rgb = np.asarray(rgb, np.float64)
+    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
+    """Linear RGB -> sRGB in 0..1 (not clipped)."""
+    lin = np.maximum(np.asarray(lin, np.float64), 0.0)
+    return np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
+
+
+def linear_to_lab(lin: np.ndarray) -> np.ndarray:
+    """Linear RGB (..., 3) -> CIELAB (..., 3), D65."""
+    xyz = np.asarray(lin, np.float64) @ _RGB2XYZ.T / _WHITE
+    d = 6.0 / 29.0
+    f = np.where(xyz > d**3, np.cbrt(xyz), xyz / (3 * d * d) + 4.0 / 29.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
+
+
+def hex_to_lab(color: str) -> np.ndarray:
+    """CIELAB of a ``#rrggbb`` colour."""
+    rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)]) / 255.0
+    return linear_to_lab(srgb_to_linear(rgb))
+
+
+@cache
+def _monk_lab() -> np.ndarray:
+    return np.stack([hex_to_lab(h) for h in MONK_HEX])
+
+
+@cache
+def _linear_lut() -> np.ndarray:
+    return srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
+
+
+def monk_distances(lab: np.ndarray | tuple[float, float, float]) -> np.ndarray:
+    """Weighted distance from a CIELAB colour to each Monk reference, (10,)."""
+    d = _monk_lab() - np.asarray(lab, np.float64)
+    d[:, 0] *= L_WEIGHT
+    return np.sqrt((d * d).sum(axis=1))
+
+
+def monk_step(lab: np.ndarray | tuple[float, float, float]) -> int:
+    """Nearest Monk step (1..10) to a CIELAB colour."""
+    return int(np.argmin(monk_distances(lab))) + 1
+
+
+def hue_angle(lab: np.ndarray | tuple[float, float, float]) -> float:
+    """CIELAB hue angle in degrees, atan2(b*, a*)."""
+    return math.degrees(math.atan2(float(lab[2]), float(lab[1])))
+
+
+def undertone_of(lab: np.ndarray | tuple[float, float, float]) -> Undertone:
+    """Warm, neutral or cool from the hue angle."""
+    return _undertone_of_hue(hue_angle(lab))
+
+
+_UNDERTONE_RANK = {"cool": 0, "neutral": 1, "warm": 2}
+
+
+def _undertone_of_hue(h: float) -> Undertone:
+    if h < COOL_BELOW:
+        return "cool"
+    if h > WARM_ABOVE:
+        return "warm"
+    return "neutral"
+
+
+def estimate_illuminant(frame_rgb: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Shades-of-grey estimate of the light's colour, linear RGB (3,), from a uint8 frame.
+
+    Args:
+        frame_rgb: uint8 RGB frame (already small is fine).
+        exclude: optional bool mask of the frame's pixels not to use (e.g. the skin).
+    """
+    lin = _linear_lut()[frame_rgb]
+    hi = frame_rgb.max(axis=2)
+    ok = (hi < 250) & (hi > 8)  # clipped pixels lost their colour, near-black ones are noise
+    if exclude is not None:
+        keep = ok & ~exclude
+        if keep.sum() >= 0.05 * ok.size:
+            ok = keep
+    pix = lin[ok] if ok.sum() >= 16 else lin.reshape(-1, 3)
+    est = np.power(np.mean(np.power(pix.astype(np.float64), MINKOWSKI_P), axis=0), 1.0 / MINKOWSKI_P)
+    return np.maximum(est, 1e-4)
+
+
+def measure_tone(frame_rgb: np.ndarray, face: FaceAnalysis) -> SkinTone | None:
+    """Measure the face's skin tone, corrected for the light; None when too little skin is seen.
+
+    Args:
+        frame_rgb: (H, W, 3) uint8 RGB frame.
+        face: the analysed face.
+
+    Raises:
+        ValueError: if the frame is not (H, W, 3) uint8.
+    """
+    if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
+        raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame_rgb.shape} {frame_rgb.dtype}")
+    h, w = frame_rgb.shape[:2]
+    skin = np.ascontiguousarray(face.probs[:, :, CLASS_ID["skin"]], np.float32)
+    size = skin.shape[0]
+    core = cv2.erode((skin >= SKIN_PROB).astype(np.uint8), np.ones((3, 3), np.uint8))
+    if int(core.sum()) * 4 < MIN_SKIN_PIXELS:
+        return None
+
+    # Skin pixels, sampled in model-input space (twice the class map's resolution).
+    side = size * int(face.stride)
+    crop = cv2.warpAffine(frame_rgb, face.crop_matrix, (side, side), flags=cv2.INTER_LINEAR, borderValue=0)
+    inside = cv2.warpAffine(np.full((h, w), 255, np.uint8), face.crop_matrix, (side, side), flags=cv2.INTER_NEAREST)
+    core_in = cv2.resize(core, (side, side), interpolation=cv2.INTER_NEAREST).astype(bool) & (inside == 255)
+    pixels = crop[core_in]
+    if pixels.shape[0] < MIN_SKIN_PIXELS:
+        return None
+
+    # The light, from the rest of the scene at quarter size.
+    sw, sh = max(w // 4, 1), max(h // 4, 1)
+    small = cv2.resize(frame_rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    to_small = face.output_to_image() * np.array([[sw / w], [sh / h]])
+    skin_small = cv2.warpAffine(skin, to_small, (sw, sh), flags=cv2.INTER_LINEAR) > 0.3
+    illuminant = estimate_illuminant(small, skin_small)
+    gains = REFERENCE_GREY / illuminant
+
+    lab = linear_to_lab(_linear_lut()[pixels].astype(np.float64) * gains)
+    lo, hi = np.percentile(lab[:, 0], [_SHADOW_PCT, _SPECULAR_PCT])
+    kept = lab[(lab[:, 0] >= lo) & (lab[:, 0] <= hi)]
+    if kept.shape[0] < MIN_SKIN_PIXELS // 2:
+        return None
+    med = np.median(kept, axis=0)
+    # Confidence: enough pixels, and a consistent colour (a spread-out L* means mixed or bad light).
+    spread = float(np.subtract(*np.percentile(kept[:, 0], [75, 25])))
+    confidence = min(1.0, kept.shape[0] / 400.0) * float(np.clip(1.0 - spread / 30.0, 0.0, 1.0))
+    lab_t = (float(med[0]), float(med[1]), float(med[2]))
+    return SkinTone(monk=monk_step(lab_t), undertone=undertone_of(lab_t), lab=lab_t, confidence=round(confidence, 3))
+
+
+class ToneSmoother:
+    """Exponential moving average of the skin's CIELAB, with hysteresis on the labels.
+
+    The Monk step changes only when the smoothed colour is nearer the new step's reference
+    than the current one's by ``monk_margin``; the undertone only when the hue is past the
+    threshold by ``hue_margin`` degrees. So a colour sitting on a boundary does not make
+    the kiosk's label flicker.
+
+    Args:
+        alpha: weight of the newest measurement (scaled by its confidence).
+        monk_margin: weighted-distance margin (CIELAB units) to switch Monk step.
+        hue_margin: degrees past a threshold to switch undertone.
+    """
+
+    def __init__(self, alpha: float = 0.1, monk_margin: float = 2.0, hue_margin: float = 2.0):
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        self.alpha = alpha
+        self.monk_margin = monk_margin
+        self.hue_margin = hue_margin
+        self._lab: np.ndarray | None = None
+        self._confidence = 0.0
+        self._state: SkinTone | None = None
+
+    @property
+    def value(self) -> SkinTone | None:
+        """The current smoothed tone."""
+        return self._state
+
+    def reset(self) -> None:
+        """Forget everything (a new customer)."""
+        self._lab, self._state, self._confidence = None, None, 0.0
+
+    def update(self, tone: SkinTone) -> SkinTone:
+        """Fold one measurement in; return the smoothed tone."""
+        lab = np.asarray(tone.lab, np.float64)
+        if self._lab is None or self._state is None:
+            self._lab, self._confidence = lab, tone.confidence
+            self._state = replace(tone, monk=monk_step(lab), undertone=undertone_of(lab))
+            return self._state
+        # A low-confidence frame moves the average less (but always a little, so it can recover).
+        a = self.alpha * max(tone.confidence, 0.2)
+        self._lab = (1.0 - a) * self._lab + a * lab
+        self._confidence = (1.0 - a) * self._confidence + a * tone.confidence
+        monk = self._state.monk
+        dist = monk_distances(self._lab)
+        best = int(np.argmin(dist)) + 1
+        if best != monk and dist[best - 1] + self.monk_margin < dist[monk - 1]:
+            monk = best
+        undertone = self._state.undertone
+        h = hue_angle(self._lab)
+        candidate = _undertone_of_hue(h)
+        if candidate != undertone:
+            # Switch only if the hue is still on the new side after moving it back by the margin.
+            back = -self.hue_margin if _UNDERTONE_RANK[candidate] > _UNDERTONE_RANK[undertone] else self.hue_margin
+            if _undertone_of_hue(h + back) == candidate:
+                undertone = candidate
+        lab_t = (float(self._lab[0]), float(self._lab[1]), float(self._lab[2]))
+        self._state = SkinTone(monk=monk, undertone=undertone, lab=lab_t, confidence=round(self._confidence, 3))
+        return self._state
