@@ -8,7 +8,7 @@ PY     := $(BIN)/python
 PIP    := $(PY) -m pip
 MODEL  := edge/data/models/vanity-default.tflite
 
-.PHONY: demo test lint model assets teacher bench soak systemd-check browser-deps clean help
+.PHONY: demo test lint model assets teacher bench soak systemd-check systemd-deps browser-deps clean help
 
 help:
 	@echo "make demo   - install the device runtime and run the mirror on the demo source (http://127.0.0.1:8080/)"
@@ -34,7 +34,7 @@ $(VENV)/.dev: pyproject.toml | $(PY)
 demo: $(VENV)/.runtime
 	$(BIN)/vanity run --source demo
 
-test: $(VENV)/.dev browser-deps
+test: $(VENV)/.dev browser-deps systemd-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -48,6 +48,11 @@ browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 		|| echo "chromium not installed: browser tests will be skipped"; }
+
+# systemd-analyze and shellcheck for the unit checks (Debian packages; skipped if apt is unavailable).
+systemd-deps:
+	@bash systemd/check.sh deps || echo "systemd-analyze not installed: systemd tests will be skipped"
+	@command -v shellcheck >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; } || true
 
 assets: $(VENV)/.dev
 	$(PY) -m training.assets

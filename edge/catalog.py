@@ -87,8 +87,8 @@ class Product(BaseModel):
     shade: str = Field(min_length=1, description="Shade name.")
     hex: HexColor = Field(description="Shade colour '#rrggbb' (sRGB).")
     finish: Finish = Field("satin", description="Surface finish.")
-    suits_monk: Annotated[list[MonkStep], BeforeValidator(_monk_range), AfterValidator(lambda v: sorted(set(v)))] = Field(
-        min_length=1, description="Monk Skin Tone steps (1-10) the shade is made for; a list or a range 'a-b'."
+    suits_monk: Annotated[list[MonkStep], BeforeValidator(_monk_range), AfterValidator(lambda v: sorted(set(v)))] = (
+        Field(min_length=1, description="Monk Skin Tone steps (1-10) the shade is made for; a list or a range 'a-b'.")
     )
     suits_undertones: list[Undertone] = Field(min_length=1, description="Undertones the shade is made for.")
 
@@ -270,18 +270,17 @@ class Catalog:
             scored.append((float(gap), centre, spec, p.sku, rec))
         scored.sort(key=lambda t: t[:4])
         ranked = [t[4] for t in scored]
-        if category is not None or limit <= 1:
+        if category is not None:
             return ranked[:limit]
-        # One per category first (in the order their best product ranks), then the rest.
-        picked: list[Recommendation] = []
-        seen: set[str] = set()
-        for rec in ranked:
-            if rec.product.category not in seen:
-                picked.append(rec)
-                seen.add(rec.product.category)
-        picked.sort(key=lambda r: (r.score, _CATEGORY_ORDER.index(r.product.category)))
-        rest = [r for r in ranked if r not in picked]
-        return (picked + rest)[:limit]
+        # Exact matches before near ones; within each, one product per shelf before seconds.
+        nth: dict[str, int] = {}
+        keyed = []
+        for i, rec in enumerate(ranked):
+            cat = rec.product.category
+            keyed.append((rec.score, nth.get(cat, 0), _CATEGORY_ORDER.index(cat), i, rec))
+            nth[cat] = nth.get(cat, 0) + 1
+        keyed.sort(key=lambda t: t[:4])
+        return [t[4] for t in keyed[:limit]]
 
 
 def parse_catalog(raw: dict[str, Any], path: Path | str = "<memory>") -> Catalog:

@@ -455,7 +455,7 @@ def convert(
 def label(
     photos: Annotated[Path, typer.Argument(help="Folder of face photos (consented).")],
     out: Annotated[Path, typer.Option(help="Dataset folder to write (images/ + masks/).")],
-    teacher: Annotated[Path | None, typer.Option(help="Folder with the teacher model (default .cache/teacher).")] = None,
+    teacher: Annotated[Path | None, typer.Option(help="Teacher model folder (default .cache/teacher).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
 ) -> None:
     """Turn unlabelled face photos into training data with an offline landmark teacher."""

@@ -83,16 +83,11 @@ def serve(cfg) -> None:
     notifier = Notifier()
     mirror = build_mirror(cfg, notifier)
     snapshots = SnapshotStore(cfg.snapshots) if cfg.snapshots.enabled else None
-    config = None
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        # uvicorn has bound the socket by now: start the pipeline and tell systemd.
+        # The socket is bound and listening (connections queue): start the pipeline, tell systemd.
         mirror.start()
-        port = cfg.server.port
-        for s in getattr(server, "servers", []) or []:
-            for sock in s.sockets:
-                port = sock.getsockname()[1]
         log.info("serving the mirror on http://%s:%s/ (source %s)", cfg.server.host, port, mirror.source.name)
         notifier.ready(f"serving on {cfg.server.host}:{port}")
         try:
@@ -114,13 +109,20 @@ def serve(cfg) -> None:
         lifespan="on",
     )
     server = uvicorn.Server(config)
+    # Bind before the lifespan runs, so READY=1 means "the page answers" and port 0 is resolved.
+    try:
+        sock = config.bind_socket()
+    except (OSError, SystemExit) as e:
+        raise DaemonError(f"cannot listen on {cfg.server.host}:{cfg.server.port} ({e})") from e
+    sock.listen(128)
+    port = sock.getsockname()[1]
 
     stop_sweeper = threading.Event()
     if snapshots is not None:
         threading.Thread(target=snapshots.sweep_forever, args=(stop_sweeper,), daemon=True).start()
     try:
         # uvicorn installs SIGINT and SIGTERM handlers that both trigger a graceful shutdown.
-        server.run()
+        server.run(sockets=[sock])
     finally:
         stop_sweeper.set()
         mirror.stop(timeout=0.5)

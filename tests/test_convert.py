@@ -48,29 +48,18 @@ def _train_with_training_package(run_dir: Path) -> bool:
 
 
 def _train_by_hand(run_dir: Path) -> None:
-    """Fallback: a tiny encoder-decoder fit on synthetic faces, with a hand-written run.json."""
+    """Fallback: the project's model, width 0.25, fit on synthetic faces, with a hand-written run.json."""
     import keras
 
+    from training.model import ModelSpec, build_model
     from training.synth import generate
 
     keras.utils.set_random_seed(SEED)
-    try:
-        from training.model import ModelSpec, build_model
-
-        model = build_model(ModelSpec(width=0.25))
-    except ImportError:
-        inp = keras.Input((128, 128, 3), name="image")
-        x = keras.layers.Rescaling(1 / 127.5, -1)(inp)
-        x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(x)
-        s = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
-        y = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(s)
-        y = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(y)
-        y = keras.layers.UpSampling2D(2, interpolation="bilinear")(y)
-        x = keras.layers.Concatenate()([s, y])
-        x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
-        parts = keras.layers.Conv2D(11, 1, activation="softmax", name="parts")(x)
-        face = keras.layers.Dense(1, activation="sigmoid", name="face")(keras.layers.GlobalAveragePooling2D()(y))
-        model = keras.Model(inp, {"parts": parts, "face": face})
+    model = build_model(ModelSpec(width=0.25))
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # ~100 steps is too few for the default 0.99 to settle the moving statistics.
+            layer.momentum = 0.8
     n = int(DATA_SPEC.split(":")[1])
     b = generate(n - round(n * VAL_FRACTION), SEED)
     model.compile(
@@ -81,7 +70,7 @@ def _train_by_hand(run_dir: Path) -> None:
         b.images.astype(np.float32),
         {"parts": b.labels, "face": b.face.astype(np.float32)[:, None]},
         batch_size=16,
-        epochs=6,
+        epochs=8,
         verbose=0,
     )
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +95,12 @@ def converted(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "tiny.tflite"
     report = convert_run(tiny_run, out, calibration=CALIBRATION, val_limit=VAL_LIMIT, progress=None)
     return report, out
+
+
+def _training_run(report):
+    from convert._training import load_run
+
+    return load_run(Path(report.run))
 
 
 # --------------------------------------------------------------------------- fast
@@ -199,7 +194,12 @@ def test_gate_passes_and_reports(converted):
     """Guards against shipping a bundle whose accuracy was not measured against the float model."""
     report, out = converted
     assert report.passed and report.drop <= 0.01
-    assert report.float_metrics.mean_f1 > 0.3, "the tiny model learned nothing; the gate would prove nothing"
+    from convert._training import validation_arrays
+    from training.metrics import majority_baseline
+
+    # The gate only proves something if the float model beats "background everywhere".
+    _, labels, _ = validation_arrays(_training_run(report), VAL_LIMIT)
+    assert report.float_metrics.mean_f1 > majority_baseline(labels).mean_f1 + 0.08
     data = json.loads(out.with_name("tiny.report.json").read_text())
     assert data["gate"]["passed"] is True and data["size_bytes"]["int8"] == out.stat().st_size
     md = out.with_name("tiny.report.md").read_text()

@@ -34,10 +34,10 @@ class ModelSpec:
     width: float = 1.0
     stem: int = 16
     stages: tuple[tuple[int, int, int], ...] = field(
-        default_factory=lambda: ((16, 1, 1), (24, 2, 2), (40, 3, 2), (64, 3, 2), (96, 2, 1))
+        default_factory=lambda: ((16, 1, 1), (24, 2, 2), (48, 3, 2), (96, 3, 2), (128, 2, 1))
     )
     expansion: int = 4
-    decoder: int = 32
+    decoder: int = 40
     n_classes: int = len(CLASSES)
     dropout: float = 0.1
 
@@ -115,12 +115,11 @@ def build_model(spec: ModelSpec | None = None):
             t = 1 if i == 0 else spec.expansion
             x = inverted_residual(x, spec.ch(c), bs, t, name=f"s{i}b{j}")
     deep = x
-    # Global context, broadcast back over the deepest map (nearest resize: an int8 builtin).
+    # Global context, broadcast-added back over the deepest map.
     g = L.GlobalAveragePooling2D(keepdims=True, name="ctx_pool")(deep)
     g = conv_bn(g, spec.ch(spec.decoder), name="ctx")
-    g = L.UpSampling2D(deep.shape[1], interpolation="nearest", name="ctx_up")(g)
     d = conv_bn(deep, spec.ch(spec.decoder), name="dec_in")
-    d = L.Add(name="dec_ctx")([d, g])
+    d = L.Add(name="dec_ctx")([d, g])  # broadcasts the (1, 1) context over the map
     out_stride = OUTPUT_STRIDE * spec.input_size // INPUT_SIZE if spec.input_size != INPUT_SIZE else OUTPUT_STRIDE
     k = 0
     while stride > out_stride:

@@ -223,25 +223,29 @@ class FaceMasks:
         if self.roi is None:
             return None
         support = mask > 0 if mask.ndim == 2 else (mask > 0).any(axis=2)
-        ys = np.flatnonzero(support.any(axis=1))
-        if ys.size == 0:
+        bx, by, bw, bh = cv2.boundingRect(support.view(np.uint8))
+        if bw == 0 or bh == 0:
             return None
-        xs = np.flatnonzero(support.any(axis=0))
+        xs, ys = (bx, bx + bw - 1), (by, by + bh - 1)
         # Bilinear interpolation reaches one source pixel beyond the support.
         u0, u1 = xs[0] - margin, xs[-1] + margin
         v0, v1 = ys[0] - margin, ys[-1] + margin
         pts = np.array([[u0, v0, 1], [u1, v0, 1], [u1, v1, 1], [u0, v1, 1]]) @ self.out_to_img.T
         rx0, ry0, rx1, ry1 = self.roi
-        x0 = max(int(math.floor(pts[:, 0].min())), rx0)
-        y0 = max(int(math.floor(pts[:, 1].min())), ry0)
-        x1 = min(int(math.ceil(pts[:, 0].max())) + 1, rx1)
-        y1 = min(int(math.ceil(pts[:, 1].max())) + 1, ry1)
+        x0 = max(math.floor(pts[:, 0].min()), rx0)
+        y0 = max(math.floor(pts[:, 1].min()), ry0)
+        x1 = min(math.ceil(pts[:, 0].max()) + 1, rx1)
+        y1 = min(math.ceil(pts[:, 1].max()) + 1, ry1)
         if x1 <= x0 or y1 <= y0:
             return None
         return x0, y0, x1, y1
 
     def warp(
-        self, mask: np.ndarray, rect: tuple[int, int, int, int], shift: tuple[float, float] = (0.0, 0.0), scale: float = 1.0
+        self,
+        mask: np.ndarray,
+        rect: tuple[int, int, int, int],
+        shift: tuple[float, float] = (0.0, 0.0),
+        scale: float = 1.0,
     ) -> np.ndarray:
         """Warp a class-map-space mask (or a ``scale`` times finer pattern) into a frame rectangle.
 

@@ -30,7 +30,9 @@ class Blush(Layer):
                 cx = eye.cx + side * 0.12 * iod
                 cy = eye.cy + 0.5 * (mouth_y - eye.cy)
                 blob = np.maximum(blob, masks.ellipse(cx, cy, 0.36 * iod, 0.24 * iod, -side * 15.0, falloff=2.0))
-            return soft_threshold(blob * masks.feathered("skin"))
+            # Skin only: the parts' own probabilities veto the feather (no blush on lips or eyes).
+            parts = masks.prob("left_eye", "right_eye", "upper_lip", "lower_lip", "inner_mouth", "nose")
+            return soft_threshold(blob * masks.feathered("skin") * (1.0 - np.clip(2.0 * parts, 0.0, 1.0)))
 
         return masks.cached("blush", build)
 

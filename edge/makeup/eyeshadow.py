@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, lab_to_rgb, rgb_to_lab, shade_lab, soft_threshold
+from edge.makeup.base import (
+    FaceMasks,
+    Layer,
+    LayerSpec,
+    blend,
+    lab_to_rgb,
+    rgb_to_lab,
+    shade_lab,
+    smoothstep,
+    soft_threshold,
+)
 
 _LIGHTNESS = 0.6
 _CHROMA = 0.8
@@ -32,10 +42,13 @@ class Eyeshadow(Layer):
                 blob = masks.ellipse(cx, top - 0.3 * gap, 0.65 * eye.width, gap + 0.5, falloff=1.2)
                 # Denser near the lashes, sheer toward the brow.
                 ramp = np.clip(1.0 - (np.float32(top) - ys) / np.float32(gap + 1.0), 0.35, 1.0)
+                # Nothing below the eye's midline: shadow beside the eye corners looks like a bruise.
+                ramp *= np.clip((np.float32(eye.cy) - ys) / np.float32(max(eye.cy - top, 1.0)), 0.0, 1.0)
                 out = np.maximum(out, blob * ramp)
-            eyes = masks.prob("left_eye", "right_eye")
+            # The eyeball is a hard no: anything past half-way into the eye's soft edge is vetoed.
+            eyes = smoothstep(masks.prob("left_eye", "right_eye"), 0.1, 0.6)
             brows = masks.prob("left_eyebrow", "right_eyebrow")
-            lid = masks.blur(out * masks.prob("skin")) * (1.0 - eyes) * (1.0 - brows)
+            lid = masks.blur(out) * masks.prob("skin") * (1.0 - eyes) * (1.0 - brows)
             # The lid is thin and the guards eat into it: rescale so the densest point is fully opaque.
             peak = float(lid.max())
             return soft_threshold(lid / peak) if peak > 1e-3 else lid

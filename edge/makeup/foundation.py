@@ -22,7 +22,10 @@ class Foundation(Layer):
 
         def build() -> np.ndarray:
             features = masks.prob("left_eye", "right_eye", "left_eyebrow", "right_eyebrow", "inner_mouth")
-            return soft_threshold(masks.feathered("skin", "nose") * (1.0 - np.clip(2.0 * features, 0.0, 1.0)))
+            # The feather softens the edge inside the skin; the raw probability stops it leaking into hair.
+            skin = masks.prob("skin", "nose")
+            keep = np.clip(2.0 * skin, 0.0, 1.0) * (1.0 - np.clip(2.0 * features, 0.0, 1.0))
+            return soft_threshold(masks.feathered("skin", "nose") * keep)
 
         return masks.cached("foundation", build)
 

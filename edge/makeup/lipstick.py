@@ -10,8 +10,8 @@ from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, lab_to_rgb, rgb
 # Per finish: gain on bright lip detail (speculars), gain on dark detail (creases),
 # strength (L* units) of the added gloss highlight, strength of the sparkle.
 _FINISH = {
-    "matte": (0.55, 0.9, 0.0, 0.0),
-    "satin": (1.0, 1.0, 6.0, 0.0),
+    "matte": (0.4, 0.9, 0.0, 0.0),
+    "satin": (1.0, 1.0, 8.0, 0.0),
     "gloss": (1.3, 1.0, 24.0, 0.0),
     "shimmer": (1.0, 1.0, 8.0, 45.0),
 }
@@ -48,8 +48,8 @@ class Lipstick(Layer):
             lip = soft_threshold(lips * (1.0 - guard))
             # A soft specular band where light catches the lower lip's fullest part, plus a smaller one above.
             low, up = masks.part("lower_lip"), masks.part("upper_lip")
-            hl = masks.ellipse(low.cx, low.cy - 0.2 * low.height, 0.3 * low.width, 0.28 * low.height, falloff=2.5)
-            hl = np.maximum(hl, 0.5 * masks.ellipse(up.cx, up.cy, 0.2 * up.width, 0.3 * up.height, falloff=2.5))
+            hl = masks.ellipse(low.cx, low.cy - 0.1 * low.height, 0.3 * low.width, 0.45 * low.height, falloff=1.5)
+            hl = np.maximum(hl, 0.5 * masks.ellipse(up.cx, up.cy, 0.2 * up.width, 0.45 * up.height, falloff=1.5))
             hl *= masks.prob("upper_lip", "lower_lip")
             return np.dstack([lip, hl * (lip > 0)])
 
