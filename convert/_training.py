@@ -32,17 +32,10 @@ class Run:
     train_metrics: dict[str, Any] = field(default_factory=dict)
 
     def data_summary(self, n_val: int, calibration: str | None) -> dict[str, object]:
-        """The metadata's training-data summary."""
-        summary: dict[str, object] = {
-            "spec": self.data_spec,
-            "seed": self.seed,
-            "val_fraction": self.val_fraction,
-            "n_val_gate": n_val,
-        }
-        for key in ("n_train", "n_val", "train_samples", "val_samples", "counts", "sources", "epochs"):
-            for src in (self.train_metrics, self.options):
-                if key in src and key not in summary:
-                    summary[key] = src[key]
+        """The metadata's training-data summary: the split, its counts, what the gate and calibration used."""
+        summary: dict[str, object] = {"spec": self.data_spec, "seed": self.seed, "val_fraction": self.val_fraction}
+        summary.update({k: v for k, v in data_summary(self).items() if k != "spec"})
+        summary["gate_val_samples"] = n_val
         if calibration:
             summary["calibration"] = calibration
         return summary
@@ -81,18 +74,23 @@ def load_run(run_dir: Path) -> Run:
         raise ConversionError(f"{meta_file}: not valid JSON ({e})") from e
     if not isinstance(options, dict):
         raise ConversionError(f"{meta_file}: must hold a JSON object")
-    named = _find(options, "best_model", "model")
+    named = _find(options, "best_model")
     candidates = [run_dir / named] if isinstance(named, str) and named.endswith(".keras") else []
     candidates += [run_dir / "model.keras", run_dir / "best.keras"]
     model_path = next((p for p in candidates if p.is_file()), None)
     if model_path is None:
         raise ConversionError(f"{run_dir}: no trained model (looked for {', '.join(p.name for p in candidates)})")
-    spec = _find(options, "data", "data_spec")
+    # `vanity train` writes the CLI options under "options" and a data summary
+    # (a dict with "spec") under "data"; a hand-made run may put the spec at the top.
+    opts = options.get("options") if isinstance(options.get("options"), dict) else {}
+    spec = opts.get("data", options.get("data"))
+    if isinstance(spec, dict):
+        spec = spec.get("spec")
     if not isinstance(spec, str) or not spec:
         raise ConversionError(f"{meta_file}: no data spec (key 'data'); cannot rebuild the validation split")
-    seed = _find(options, "seed")
-    val_fraction = _find(options, "val_fraction")
-    crop_raw = _find(options, "crop")
+    seed = options.get("seed", opts.get("seed"))
+    val_fraction = opts.get("val_fraction", options.get("val_fraction"))
+    crop_raw = options.get("crop_geometry", options.get("crop"))
     try:
         crop = CropGeometry.model_validate(crop_raw) if isinstance(crop_raw, dict) else CropGeometry()
     except ValueError as e:
@@ -120,51 +118,47 @@ def load_run(run_dir: Path) -> Run:
 # --------------------------------------------------------------------------- data
 
 
-def validation_arrays(run: Run, limit: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The run's validation split: images uint8 (N,128,128,3), labels uint8 (N,S,S), face (N,)."""
+def _split(run: Run) -> Any:
+    # training.data caches the last split in memory, so validation, calibration
+    # and the summary read the data once.
+    from training.data import load_split
+
     try:
-        from training.data import val_arrays
-    except ImportError:
-        val_arrays = _synth_val_arrays  # fallback until training.data exists
-    images, labels, face = val_arrays(run.data_spec, limit=limit, seed=run.seed, val_fraction=run.val_fraction)
-    return np.asarray(images, np.uint8), np.asarray(labels, np.uint8), np.asarray(face)
-
-
-def _synth_val_arrays(
-    spec: str, *, limit: int | None = None, seed: int = 0, val_fraction: float = 0.1
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    # Local fallback for "synth:N" only: the last val_fraction of the samples.
-    from training.synth import generate
-
-    kind, _, count = spec.partition(":")
-    if kind != "synth" or not count.isdigit():
+        return load_split(run.data_spec, seed=run.seed, val_fraction=run.val_fraction, geometry=run.crop)
+    except (ValueError, FileNotFoundError) as e:  # DataError is a ValueError
         from convert.quantize import ConversionError
 
-        raise ConversionError(f"data spec {spec!r} needs training.data, which is not installed")
-    n = int(count)
-    n_val = max(1, round(n * val_fraction))
-    if limit is not None:
-        n_val = min(n_val, limit)
-    b = generate(n_val, seed, start=n - max(1, round(n * val_fraction)))
-    return b.images, b.labels, b.face
+        raise ConversionError(f"{run.path}: cannot rebuild the run's data {run.data_spec!r}: {e}") from e
+
+
+def validation_arrays(run: Run, limit: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The run's (non-augmented) validation split: images uint8 (N,128,128,3), labels uint8 (N,S,S), face (N,)."""
+    va = _split(run).val
+    n = len(va.face) if limit is None else min(limit, len(va.face))
+    return va.images[:n], va.labels[:n], va.face[:n]
 
 
 def calibration_arrays(run: Run, n: int) -> tuple[np.ndarray, str]:
-    """``n`` non-augmented samples for calibration, and where they came from."""
-    try:
-        from training import data
-    except ImportError:
-        data = None
-    # Prefer training samples (the gate then scores data calibration never saw);
-    # fall back to the validation split, which only sets ranges.
-    for fn_name in ("train_arrays", "calibration_arrays"):
-        fn = getattr(data, fn_name, None) if data is not None else None
-        if fn is not None:
-            out = fn(run.data_spec, limit=n, seed=run.seed, val_fraction=run.val_fraction)
-            images = out[0] if isinstance(out, tuple) else out
-            return np.asarray(images, np.uint8), f"{n} non-augmented training samples of {run.data_spec}"
-    images, _, _ = validation_arrays(run, n)
-    return images, f"{len(images)} validation samples of {run.data_spec} (non-augmented)"
+    """``n`` non-augmented training samples for calibration, and where they came from.
+
+    Training samples, not validation ones, so the gate scores data the
+    calibration never saw; a seeded random subset so a sorted folder does not
+    calibrate on one kind of face.
+    """
+    tr = _split(run).train
+    if len(tr.face) > n:
+        idx = np.sort(np.random.default_rng(run.seed).choice(len(tr.face), n, replace=False))
+        images = tr.images[idx]
+    else:
+        images = tr.images
+    return images, f"{len(images)} non-augmented training samples of {run.data_spec}"
+
+
+def data_summary(run: Run) -> dict[str, Any]:
+    """training.data's per-source counts (the skipped list is reduced to its total)."""
+    d = _split(run).summary.to_dict(max_skipped=0)
+    d.pop("skipped", None)
+    return d
 
 
 # --------------------------------------------------------------------------- metrics and MACs

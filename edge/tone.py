@@ -6,7 +6,7 @@ Method (all documented choices, tuned on synthetic faces and the allowed sample 
    pixel so nothing at a part's edge (brow, lips, hairline) leaks in. The frame is sampled
    in model-input space (128 x 128), where the skin mask lives.
 2. **Illuminant.** Shades-of-grey (Finlayson & Trezzi 2004, Minkowski p = 6) over the
-   scene in *linear* RGB: the frame at quarter size, without the face's skin (the thing we
+   scene in *linear* RGB: the frame decimated to ~160 pixels across, without the face's skin (the thing we
    measure must not vote for the light) and without clipped or near-black pixels (their
    colour is not the light's). A colour cast is a per-channel gain, and the p-norm of a
    gained image is the gained p-norm, so the estimate follows the cast exactly.
@@ -152,15 +152,23 @@ def estimate_illuminant(frame_rgb: np.ndarray, exclude: np.ndarray | None = None
         frame_rgb: uint8 RGB frame (already small is fine).
         exclude: optional bool mask of the frame's pixels not to use (e.g. the skin).
     """
-    lin = _linear_lut()[frame_rgb]
-    hi = frame_rgb.max(axis=2)
+    frame_rgb = np.ascontiguousarray(frame_rgb)
+    lin = cv2.LUT(frame_rgb, _linear_lut())
+    hi = np.maximum(np.maximum(frame_rgb[:, :, 0], frame_rgb[:, :, 1]), frame_rgb[:, :, 2])
     ok = (hi < 250) & (hi > 8)  # clipped pixels lost their colour, near-black ones are noise
     if exclude is not None:
         keep = ok & ~exclude
         if keep.sum() >= 0.05 * ok.size:
             ok = keep
-    pix = lin[ok] if ok.sum() >= 16 else lin.reshape(-1, 3)
-    est = np.power(np.mean(np.power(pix.astype(np.float64), MINKOWSKI_P), axis=0), 1.0 / MINKOWSKI_P)
+    if ok.sum() < 16:
+        ok[...] = True
+    if MINKOWSKI_P == 6.0:
+        powered = lin * lin
+        powered *= powered * powered  # x**6, much faster than np.power
+    else:
+        powered = np.power(lin, np.float32(MINKOWSKI_P))
+    mean = np.array(cv2.mean(powered, mask=ok.view(np.uint8))[:3], np.float64)
+    est = np.power(mean, 1.0 / MINKOWSKI_P)
     return np.maximum(est, 1e-4)
 
 
@@ -187,15 +195,17 @@ def measure_tone(frame_rgb: np.ndarray, face: FaceAnalysis) -> SkinTone | None:
     side = size * int(face.stride)
     crop = cv2.warpAffine(frame_rgb, face.crop_matrix, (side, side), flags=cv2.INTER_LINEAR, borderValue=0)
     inside = cv2.warpAffine(np.full((h, w), 255, np.uint8), face.crop_matrix, (side, side), flags=cv2.INTER_NEAREST)
-    core_in = cv2.resize(core, (side, side), interpolation=cv2.INTER_NEAREST).astype(bool) & (inside == 255)
+    core_in = np.repeat(np.repeat(core, face.stride, axis=0), face.stride, axis=1).astype(bool) & (inside == 255)
     pixels = crop[core_in]
     if pixels.shape[0] < MIN_SKIN_PIXELS:
         return None
 
-    # The light, from the rest of the scene at quarter size.
-    sw, sh = max(w // 4, 1), max(h // 4, 1)
-    small = cv2.resize(frame_rgb, (sw, sh), interpolation=cv2.INTER_AREA)
-    to_small = face.output_to_image() * np.array([[sw / w], [sh / h]])
+    # The light, from the rest of the scene, subsampled to ~160 pixels across (plain decimation:
+    # it is a statistic of many pixels, and decimation commutes exactly with per-channel gains).
+    step = max(1, round(max(h, w) / 160))
+    small = frame_rgb[::step, ::step]
+    sh, sw = small.shape[:2]
+    to_small = face.output_to_image() / step
     skin_small = cv2.warpAffine(skin, to_small, (sw, sh), flags=cv2.INTER_LINEAR) > 0.3
     illuminant = estimate_illuminant(small, skin_small)
     gains = REFERENCE_GREY / illuminant

@@ -4,8 +4,10 @@ A data *spec* names one or more sources joined by ``+``::
 
     synth:N             N generated faces (training/synth.py), seeded by the run's seed
     lapa:PATH           LaPa: PATH/{train,val,test}/{images/*.jpg, labels/*.png, landmarks/*.txt}
-    celebamask:PATH     CelebAMask-HQ: PATH/CelebA-HQ-img/{i}.jpg + PATH/CelebAMask-HQ-mask-anno/{i//2000}/{i:05d}_{part}.png
-    folder:PATH         PATH/images/<stem>.{jpg,jpeg,png} + PATH/masks/<stem>.png (one channel, class ids in CLASSES order)
+    celebamask:PATH     CelebAMask-HQ: PATH/CelebA-HQ-img/{i}.jpg and
+                        PATH/CelebAMask-HQ-mask-anno/{i // 2000}/{i:05d}_{part}.png
+    folder:PATH         PATH/images/<stem>.{jpg,jpeg,png} + PATH/masks/<stem>.png
+                        (one channel, class ids in CLASSES order)
 
 e.g. ``synth:20000+folder:data/teacher``.
 
@@ -79,9 +81,25 @@ KINDS: tuple[str, ...] = ("synth", "lapa", "celebamask", "folder")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 CELEBAMASK_ORDER: tuple[str, ...] = (
-    "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
-    "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
-)  # fmt: skip
+    "skin",
+    "nose",
+    "eye_g",
+    "l_eye",
+    "r_eye",
+    "l_brow",
+    "r_brow",
+    "l_ear",
+    "r_ear",
+    "mouth",
+    "u_lip",
+    "l_lip",
+    "hair",
+    "hat",
+    "ear_r",
+    "neck_l",
+    "neck",
+    "cloth",
+)
 """CelebAMask-HQ part files, in painting order (the 19th part, background, has no file)."""
 
 CELEBAMASK_TO_CLASS: dict[str, str | None] = {
@@ -141,7 +159,9 @@ def parse_spec(spec: str) -> list[DataSource]:
         kind, sep, arg = part.partition(":")
         kind = kind.strip().lower()
         if not sep:
-            raise ValueError(f"data spec part {part!r} has no ':'; expected KIND:ARG with KIND one of {', '.join(KINDS)}")
+            raise ValueError(
+                f"data spec part {part!r} has no ':'; expected KIND:ARG with KIND one of {', '.join(KINDS)}"
+            )
         if kind not in KINDS:
             raise ValueError(f"unknown data source kind {kind!r} in {part!r}; expected one of {', '.join(KINDS)}")
         arg = arg.strip()
@@ -318,7 +338,9 @@ def _celebamask_items(root: Path) -> list[_Item]:
     imgs = root / "CelebA-HQ-img"
     anno = root / "CelebAMask-HQ-mask-anno"
     if not imgs.is_dir() or not anno.is_dir():
-        raise FileNotFoundError(f"{root}: not a CelebAMask-HQ folder (expected CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/)")
+        raise FileNotFoundError(
+            f"{root}: not a CelebAMask-HQ folder (expected CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/)"
+        )
     out = []
     for p in sorted(imgs.iterdir(), key=lambda q: (len(q.stem), q.stem)):
         if p.suffix.lower() in IMAGE_EXTS and p.stem.isdigit():
@@ -485,7 +507,7 @@ def _generate_synth(n: int, seed: int, size: int, start: int = 0) -> Arrays:
 def _split_indices(n: int, val_fraction: float, seed: int, salt: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng([seed & 0xFFFFFFFF, salt, 7]).permutation(n)
     n_val = round(n * val_fraction)
-    if 0 < val_fraction and n > 1:
+    if val_fraction > 0 and n > 1:
         n_val = min(max(n_val, 1), n - 1)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
@@ -611,11 +633,21 @@ def _augment_fn(size: int, stride: int):
         ti = transform(scale, angle, shift, size)
         tl = transform(scale, angle, shift, out)
         img = tf.raw_ops.ImageProjectiveTransformV3(
-            images=img[None], transforms=ti[None], output_shape=[size, size], fill_value=0.0,
-            interpolation="BILINEAR", fill_mode="NEAREST")[0]  # fmt: skip
+            images=img[None],
+            transforms=ti[None],
+            output_shape=[size, size],
+            fill_value=0.0,
+            interpolation="BILINEAR",
+            fill_mode="NEAREST",
+        )[0]
         lab = tf.raw_ops.ImageProjectiveTransformV3(
-            images=tf.cast(lab, tf.float32)[None, ..., None], transforms=tl[None], output_shape=[out, out],
-            fill_value=0.0, interpolation="NEAREST", fill_mode="NEAREST")[0, ..., 0]  # fmt: skip
+            images=tf.cast(lab, tf.float32)[None, ..., None],
+            transforms=tl[None],
+            output_shape=[out, out],
+            fill_value=0.0,
+            interpolation="NEAREST",
+            fill_mode="NEAREST",
+        )[0, ..., 0]
         return img, tf.cast(lab, tf.uint8)
 
     def blur(img):
@@ -647,17 +679,20 @@ def _augment_fn(size: int, stride: int):
         x = tf.cond(
             maybe(0.3), lambda: x + tf.random.normal(tf.shape(x), stddev=tf.random.uniform([], 0.005, 0.04)), lambda: x
         )
+
         # Occluders: a rectangle of flat colour; the covered pixels are background (LaPa semantics).
         def occlude(x, lab):
             h = tf.random.uniform([], 0.12, 0.4)
             w = tf.random.uniform([], 0.12, 0.4)
             y0 = tf.random.uniform([], 0.0, 1.0 - h)
             x0 = tf.random.uniform([], 0.0, 1.0 - w)
+
             def box(res):
                 r = (tf.range(res, dtype=tf.float32) + 0.5) / tf.cast(res, tf.float32)
                 inside_y = (r >= y0) & (r < y0 + h)
                 inside_x = (r >= x0) & (r < x0 + w)
                 return inside_y[:, None] & inside_x[None, :]
+
             m = box(size)
             x = tf.where(m[..., None], tf.random.uniform([3]) * tf.ones_like(x), x)
             lab = tf.where(box(out), tf.zeros_like(lab), lab)

@@ -123,7 +123,8 @@ def _textures() -> dict[str, np.ndarray]:
     rot = []
     for a in STREAK_ANGLES:
         m = cv2.getRotationMatrix2D((c, c), float(a), 1.0)
-        rot.append(cv2.warpAffine(streak, m, (big, big), flags=cv2.INTER_LINEAR)[n // 4 : n // 4 + n, n // 4 : n // 4 + n])
+        r = cv2.warpAffine(streak, m, (big, big), flags=cv2.INTER_LINEAR)
+        rot.append(r[n // 4 : n // 4 + n, n // 4 : n // 4 + n])
     out["streak"] = np.stack(rot)
     # Curly hair: small blobs.
     curly = np.stack([cv2.GaussianBlur(rng.standard_normal((n, n)).astype(np.float32), (0, 0), 1.3) for _ in range(2)])
@@ -177,7 +178,7 @@ def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 24, angle: flo
     if angle:
         c, s = math.cos(angle), math.sin(angle)
         e = e @ np.array([[c, s], [-s, c]])
-    return e + (cx, cy)
+    return e + np.array([cx, cy])
 
 
 def _c8(colour: np.ndarray) -> tuple[float, float, float]:
@@ -239,7 +240,7 @@ class _Canvas:
         if alpha >= 1.0 and blur <= 0:
             cv2.fillPoly(self.img, [q], c, cv2.LINE_AA, shift=4)
             return
-        pad = int(math.ceil(2.5 * blur)) + 1
+        pad = math.ceil(2.5 * blur) + 1
         roi_b = self._roi(q, pad)
         if roi_b is None:
             return
@@ -262,7 +263,7 @@ class _Canvas:
 
     def stroke(self, pts: np.ndarray, colour: np.ndarray, width: float, alpha: float = 1.0) -> None:
         """Draw an anti-aliased polyline (width in face units) into the albedo only."""
-        w = max(1, int(round(width * self.px_per_unit)))
+        w = max(1, round(width * self.px_per_unit))
         q = self.q(pts)
         c = _c8(colour)
         if alpha >= 1.0:
@@ -336,8 +337,14 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
                 cv2.circle(over, (cx, cy), int(rng.integers(3, size // 2)), col, -1, cv2.LINE_AA)
             elif kind == 2:
                 p = rng.integers(-size // 4, size + size // 4, (2, 2))
-                cv2.line(over, (int(p[0, 0]), int(p[0, 1])), (int(p[1, 0]), int(p[1, 1])), col,
-                         int(rng.integers(1, 8)), cv2.LINE_AA)  # fmt: skip
+                cv2.line(
+                    over,
+                    (int(p[0, 0]), int(p[0, 1])),
+                    (int(p[1, 0]), int(p[1, 1])),
+                    col,
+                    int(rng.integers(1, 8)),
+                    cv2.LINE_AA,
+                )
             else:
                 pts = rng.integers(-size // 4, size + size // 4, (int(rng.integers(3, 6)), 2)).astype(np.int32)
                 cv2.fillPoly(over, [pts], col, cv2.LINE_AA)
@@ -397,8 +404,10 @@ class _Face:
         return np.stack([x, y], 1)
 
     def ears(self) -> list[np.ndarray]:
-        return [_ellipse(sx * (0.97 + self.ear_rx * 0.5), self.ear_y, self.ear_rx, self.ear_ry, 20, sx * 0.12)
-                for sx in (-1, 1)]  # fmt: skip
+        return [
+            _ellipse(sx * (0.97 + self.ear_rx * 0.5), self.ear_y, self.ear_rx, self.ear_ry, 20, sx * 0.12)
+            for sx in (-1, 1)
+        ]
 
 
 class _Hair:
@@ -467,8 +476,17 @@ class _Hair:
         xi = self.lock_in
         y0 = float(self.hairline_y(np.array([xi]))[0])
         return [
-            np.array([[sx * (xi - 0.05), y0], [sx * xi, 0.3], [sx * (xi + 0.05), 1.0], [sx * (xi + 0.3), self.long_len],
-                      [sx * (self.long_w + 0.1), self.long_len], [sx * 1.15, 0.2], [sx * 1.1, -0.6]])  # fmt: skip
+            np.array(
+                [
+                    [sx * (xi - 0.05), y0],
+                    [sx * xi, 0.3],
+                    [sx * (xi + 0.05), 1.0],
+                    [sx * (xi + 0.3), self.long_len],
+                    [sx * (self.long_w + 0.1), self.long_len],
+                    [sx * 1.15, 0.2],
+                    [sx * 1.1, -0.6],
+                ]
+            )
             for sx in (-1, 1)
         ]
 
@@ -497,7 +515,9 @@ def _face_transform(rng: np.random.Generator, face_pts: np.ndarray, size: int, g
     box_side = float(max(hi - lo))
     cq = (lo + hi) / 2
     # The box centre back in the face frame, plus the contract's shift along the face's down axis.
-    centre = np.array([c * cq[0] + s * cq[1], -s * cq[0] + c * cq[1]]) + (0.0, geometry.center_shift * box_side)
+    centre = np.array([c * cq[0] + s * cq[1], -s * cq[0] + c * cq[1]]) + np.array(
+        [0.0, geometry.center_shift * box_side]
+    )
     k = size / (geometry.scale * box_side)
     # Tracker drift: mostly small, sometimes up to the limits.
     if rng.random() < 0.7:
@@ -542,23 +562,46 @@ def _render_person(rng: np.random.Generator, cv: _Canvas, face: _Face, hair: _Ha
         cv.paint(back, hair.colour, HAIR, M_HAIR)
     neck = np.array([[-face.neck_w, 0.4], [-face.neck_w * 1.05, 1.9], [face.neck_w * 1.05, 1.9], [face.neck_w, 0.4]])
     sh_y = r(1.9, 2.5)
-    body = np.array([[-face.neck_w, 1.6], [-r(2.2, 3.0), sh_y + 0.3], [-3.5, 5], [3.5, 5],
-                     [r(2.2, 3.0), sh_y + 0.3], [face.neck_w, 1.6]])  # fmt: skip
+    body = np.array(
+        [
+            [-face.neck_w, 1.6],
+            [-r(2.2, 3.0), sh_y + 0.3],
+            [-3.5, 5],
+            [3.5, 5],
+            [r(2.2, 3.0), sh_y + 0.3],
+            [face.neck_w, 1.6],
+        ]
+    )
     cv.paint(body, skin * 0.95, BG, M_SKIN)
     cv.paint(neck, skin * 0.93, BG, M_SKIN)
     if rng.random() < 0.92:  # clothes
         cloth = rng.uniform(0, 1, 3).astype(np.float32) * r(0.2, 1.0)
         dy, v = r(-0.1, 0.6), r(0.0, 0.8)
-        shirt = np.array([[-3.5, sh_y - 0.1], [-face.neck_w * 1.3, sh_y - 0.2 + dy * 0.3], [0, sh_y + dy + v],
-                          [face.neck_w * 1.3, sh_y - 0.2 + dy * 0.3], [3.5, sh_y - 0.1], [3.5, 5], [-3.5, 5]])  # fmt: skip
+        shirt = np.array(
+            [
+                [-3.5, sh_y - 0.1],
+                [-face.neck_w * 1.3, sh_y - 0.2 + dy * 0.3],
+                [0, sh_y + dy + v],
+                [face.neck_w * 1.3, sh_y - 0.2 + dy * 0.3],
+                [3.5, sh_y - 0.1],
+                [3.5, 5],
+                [-3.5, 5],
+            ]
+        )
         cv.paint(shirt, cloth, BG, M_CLOTH)
     if hair.style in ("long", "long_bangs") and rng.random() < 0.5:  # hair over the shoulders
         for sx in (-1, 1):
-            lock = np.array([[sx * 1.0, 0.6], [sx * 0.85, hair.long_len], [sx * hair.long_w * 1.1, hair.long_len],
-                             [sx * hair.long_w, 0.6]])  # fmt: skip
+            lock = np.array(
+                [
+                    [sx * 1.0, 0.6],
+                    [sx * 0.85, hair.long_len],
+                    [sx * hair.long_w * 1.1, hair.long_len],
+                    [sx * hair.long_w, 0.6],
+                ]
+            )
             cv.paint(lock, hair.colour, HAIR, M_HAIR)
     # The neck is in the head's shadow.
-    cv.blob(cv.soft, neck + (0, 0.15), -r(0.2, 0.5))
+    cv.blob(cv.soft, neck + np.array([0, 0.15]), -r(0.2, 0.5))
 
     for e in face.ears():
         cv.paint(e, skin * 0.97, SKIN, M_SKIN)
@@ -621,13 +664,27 @@ def _draw_facial_hair(rng: np.random.Generator, cv: _Canvas, face: _Face, hair: 
         hl = face.head()
         jaw = hl[(hl[:, 1] > face.nose_y + 0.05)]
         jaw = jaw[np.argsort(np.arctan2(jaw[:, 1] - mid, jaw[:, 0]))]
-        top = np.array([[jaw[:, 0].max(), face.ear_y + 0.1], [face.nose_w + 0.15, face.nose_y + 0.15],
-                        [-face.nose_w - 0.15, face.nose_y + 0.15], [jaw[:, 0].min(), face.ear_y + 0.1]])  # fmt: skip
+        top = np.array(
+            [
+                [jaw[:, 0].max(), face.ear_y + 0.1],
+                [face.nose_w + 0.15, face.nose_y + 0.15],
+                [-face.nose_w - 0.15, face.nose_y + 0.15],
+                [jaw[:, 0].min(), face.ear_y + 0.1],
+            ]
+        )
         regions.append(np.concatenate([jaw, top]))
     if kind in ("moustache", "beard", "goatee"):
-        regions.append(np.array([[-face.mouth_w - 0.05, mid - 0.02], [-face.mouth_w * 0.6, face.nose_y + 0.1],
-                                 [face.mouth_w * 0.6, face.nose_y + 0.1], [face.mouth_w + 0.05, mid - 0.02],
-                                 [0, mid - face.ulip_h * 0.7]]))  # fmt: skip
+        regions.append(
+            np.array(
+                [
+                    [-face.mouth_w - 0.05, mid - 0.02],
+                    [-face.mouth_w * 0.6, face.nose_y + 0.1],
+                    [face.mouth_w * 0.6, face.nose_y + 0.1],
+                    [face.mouth_w + 0.05, mid - 0.02],
+                    [0, mid - face.ulip_h * 0.7],
+                ]
+            )
+        )
     if kind == "goatee":
         regions.append(_ellipse(0, mid + face.llip_h + 0.15, face.mouth_w * 0.7, 0.22, 16))
     col = skin * 0.55 + hair.colour * 0.45 if kind == "stubble" else hair.colour * r(0.7, 1.0)
@@ -686,11 +743,11 @@ def _draw_eyes(rng: np.random.Generator, cv: _Canvas, face: _Face, eyeliner: boo
             cv2.circle(over, (int(icq[0]), int(icq[1])), int(rp * r(0.3, 0.5)), (5, 5, 5), -1, cv2.LINE_AA, 4)
             np.copyto(roi, over, where=m[..., None].astype(bool))
             cv.blob(cv.spec, _ellipse(ic[0] + face.ew * 0.12, ic[1] - face.ew * 0.12, 0.012, 0.012, 8), r(0.2, 0.7))
-        cv.blob(cv.sharp, upper + (0, face.eh * 0.3), -r(0.1, 0.3))
+        cv.blob(cv.sharp, upper + np.array([0, face.eh * 0.3]), -r(0.1, 0.3))
         cv.stroke(upper, lash, r(0.012, 0.03) * (1.8 if eyeliner else 1.0), alpha=r(0.7, 1.0))
         cv.stroke(lower, lash, 0.008, alpha=r(0.1, 0.4))
         if eyeliner and rng.random() < 0.5:  # winged liner
-            cv.stroke(np.array([outer, outer + (sx * 0.07, -0.04)]), lash, 0.02)
+            cv.stroke(np.array([outer, outer + np.array([sx * 0.07, -0.04])]), lash, 0.02)
 
 
 def _draw_nose(rng: np.random.Generator, cv: _Canvas, face: _Face, skin: np.ndarray) -> None:
@@ -698,20 +755,46 @@ def _draw_nose(rng: np.random.Generator, cv: _Canvas, face: _Face, skin: np.ndar
     r = rng.uniform
     ny, nw, bw = face.nose_y, face.nose_w, face.bridge_w
     top = face.ey - r(0.0, 0.08)
-    poly = np.array([[-bw, top], [-bw * 1.2, ny - 0.25], [-nw * 0.9, ny - 0.07], [-nw, ny + 0.02],
-                     [-nw * 0.7, ny + 0.08], [-nw * 0.3, ny + 0.07], [0, ny + 0.09], [nw * 0.3, ny + 0.07],
-                     [nw * 0.7, ny + 0.08], [nw, ny + 0.02], [nw * 0.9, ny - 0.07], [bw * 1.2, ny - 0.25],
-                     [bw, top]])  # fmt: skip
+    poly = np.array(
+        [
+            [-bw, top],
+            [-bw * 1.2, ny - 0.25],
+            [-nw * 0.9, ny - 0.07],
+            [-nw, ny + 0.02],
+            [-nw * 0.7, ny + 0.08],
+            [-nw * 0.3, ny + 0.07],
+            [0, ny + 0.09],
+            [nw * 0.3, ny + 0.07],
+            [nw * 0.7, ny + 0.08],
+            [nw, ny + 0.02],
+            [nw * 0.9, ny - 0.07],
+            [bw * 1.2, ny - 0.25],
+            [bw, top],
+        ]
+    )
     cv.label(poly, NOSE)
     side = r(0.05, 0.25)
     for sx in (-1, 1):
-        cv.blob(cv.soft, np.array([[sx * bw * 0.7, top + 0.05], [sx * bw * 1.8, top + 0.05],
-                                   [sx * nw * 1.1, ny], [sx * nw * 0.6, ny - 0.05]]), -side)  # fmt: skip
+        cv.blob(
+            cv.soft,
+            np.array(
+                [
+                    [sx * bw * 0.7, top + 0.05],
+                    [sx * bw * 1.8, top + 0.05],
+                    [sx * nw * 1.1, ny],
+                    [sx * nw * 0.6, ny - 0.05],
+                ]
+            ),
+            -side,
+        )
         cv.blob(cv.sharp, _ellipse(sx * nw * 0.85, ny - 0.01, 0.055, 0.07, 12), -r(0.05, 0.2))  # alar crease
         nostril = _ellipse(sx * nw * 0.45, ny + 0.045, nw * 0.28, 0.028, 12, sx * 0.35)
         cv.paint(nostril, skin * r(0.15, 0.4), alpha=r(0.6, 1.0))
-    cv.blob(cv.soft, np.array([[-bw * 0.4, top + 0.1], [bw * 0.4, top + 0.1], [bw * 0.5, ny - 0.05],
-                               [-bw * 0.5, ny - 0.05]]), r(0.04, 0.14))  # fmt: skip
+    cv.blob(
+        cv.soft,
+        np.array([[-bw * 0.4, top + 0.1], [bw * 0.4, top + 0.1], [bw * 0.5, ny - 0.05], [-bw * 0.5, ny - 0.05]]),
+        r(0.04, 0.14),
+    )
     cv.blob(cv.spec, _ellipse(0, ny - 0.03, 0.06, 0.045, 10), r(0.0, 0.12))
     cv.blob(cv.soft, _ellipse(0, ny + 0.13, nw * 0.9, 0.05, 12), -r(0.05, 0.3))  # under the nose
 
@@ -752,8 +835,12 @@ def _draw_mouth(rng: np.random.Generator, cv: _Canvas, face: _Face, skin: np.nda
             th = min(op * r(0.35, 0.6), 0.1)
             tx = np.linspace(-0.8, 0.8, 15)
             tu = my - sm * tx**2 + op * 0.35 * (1 - tx**2) ** 0.8
-            teeth = np.concatenate([np.stack([dx + tx * mw, tu - 0.01], 1),
-                                    np.stack([dx + tx * mw, tu + th * (1 - tx**2) ** 0.5], 1)[::-1]])  # fmt: skip
+            teeth = np.concatenate(
+                [
+                    np.stack([dx + tx * mw, tu - 0.01], 1),
+                    np.stack([dx + tx * mw, tu + th * (1 - tx**2) ** 0.5], 1)[::-1],
+                ]
+            )
             cv.paint(teeth, teeth_c, alpha=r(0.8, 1.0))
             if rng.random() < 0.4:
                 s = slice(3, -3)
@@ -790,7 +877,8 @@ def _draw_glasses(rng: np.random.Generator, cv: _Canvas, face: _Face) -> None:
             cv.paint(rim, rng.uniform(0.3, 1, 3), alpha=r(0.05, 0.25))
         cv.stroke(np.concatenate([rim, rim[:1]]), frame, w)
         cv.stroke(np.array([[sx * (face.ex + rx), face.ey], [sx * 1.05, face.ey - 0.02]]), frame, w)
-    cv.stroke(np.array([[-face.ex + rx, face.ey - 0.02], [0, face.ey - 0.05], [face.ex - rx, face.ey - 0.02]]), frame, w)
+    bridge = np.array([[-face.ex + rx, face.ey - 0.02], [0, face.ey - 0.05], [face.ex - rx, face.ey - 0.02]])
+    cv.stroke(bridge, frame, w)
 
 
 def _draw_occluder(rng: np.random.Generator, cv: _Canvas, skin: np.ndarray) -> None:
@@ -869,8 +957,10 @@ def _finish(
         spec = np.float32(0)
     gain = 1.0 / (light.ambient + (1 - light.ambient) * 0.8)
     ppu = cv.px_per_unit
-    shade = 1.0 + cv2.GaussianBlur(cv.soft, (0, 0), max(0.06 * ppu, 0.5)) + cv2.GaussianBlur(
-        cv.sharp, (0, 0), max(0.012 * ppu, 0.5)
+    shade = (
+        1.0
+        + cv2.GaussianBlur(cv.soft, (0, 0), max(0.06 * ppu, 0.5))
+        + cv2.GaussianBlur(cv.sharp, (0, 0), max(0.012 * ppu, 0.5))
     )
     lit = (lit * gain * fg + r(0.75, 1.1) * (1 - fg)) * shade * mod
     highlight = cv2.GaussianBlur(cv.spec, (0, 0), max(0.015 * ppu, 0.5)) + spec * fg
@@ -947,10 +1037,27 @@ def render_negative(rng: np.random.Generator, size: int = INPUT_SIZE) -> tuple[n
     elif kind < 0.7:  # shoulders and a neck, the head above the crop
         skin = _skin_colour(rng)
         nw, top = r(0.4, 0.7), r(-2.0, -0.5)
-        cv.paint(np.array([[-nw, top - 2], [-nw, top + 1], [-2.5, top + 1.5], [-3, 3], [3, 3], [2.5, top + 1.5],
-                           [nw, top + 1], [nw, top - 2]]), skin, mat=M_SKIN)  # fmt: skip
-        cv.paint(np.array([[-3, top + 1.3], [0, top + r(1.5, 2.5)], [3, top + 1.3], [3, 3], [-3, 3]]),
-                 rng.uniform(0, 1, 3), mat=M_CLOTH)  # fmt: skip
+        cv.paint(
+            np.array(
+                [
+                    [-nw, top - 2],
+                    [-nw, top + 1],
+                    [-2.5, top + 1.5],
+                    [-3, 3],
+                    [3, 3],
+                    [2.5, top + 1.5],
+                    [nw, top + 1],
+                    [nw, top - 2],
+                ]
+            ),
+            skin,
+            mat=M_SKIN,
+        )
+        cv.paint(
+            np.array([[-3, top + 1.3], [0, top + r(1.5, 2.5)], [3, top + 1.3], [3, 3], [-3, 3]]),
+            rng.uniform(0, 1, 3),
+            mat=M_CLOTH,
+        )
     img = _finish(rng, cv, _light(rng), None)
     return img, np.zeros((size, size), np.uint8)
 

@@ -59,8 +59,44 @@ from training.teacher_assets import (
 # is the PERSON's left (image-right in an ordinary photo); the label code maps
 # them to image-left/right by position.
 
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)  # fmt: skip
+FACE_OVAL = (
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+    148,
+    176,
+    149,
+    150,
+    136,
+    172,
+    58,
+    132,
+    93,
+    234,
+    127,
+    162,
+    21,
+    54,
+    103,
+    67,
+    109,
+)
 
 # Lips: outer and inner contours, each split at the mouth corners (61/291 outer, 78/308 inner).
 LIPS_UPPER_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)
@@ -79,8 +115,32 @@ PERSON_LEFT_BROW = (300, 293, 334, 296, 336, 285, 295, 282, 283, 276)
 # Nose: not a FaceMesh contour. An outline chosen here (landmarks on the nose's sides,
 # from the bridge between the eyes down to the alae and under the nostrils) to match
 # LaPa's nose region, which covers bridge to nostrils and stops at the nasolabial folds.
-NOSE_OUTLINE = (168, 417, 351, 419, 248, 281, 363, 360, 279, 358, 327, 326, 2, 97, 98, 129, 49, 131, 134, 51,
-                3, 196, 122, 193)  # fmt: skip
+NOSE_OUTLINE = (
+    168,
+    417,
+    351,
+    419,
+    248,
+    281,
+    363,
+    360,
+    279,
+    358,
+    327,
+    326,
+    2,
+    97,
+    98,
+    129,
+    49,
+    131,
+    134,
+    51,
+    3,
+    196,
+    122,
+    193,
+)
 
 NUM_LANDMARKS = 468
 LANDMARK_INPUT = 192

@@ -85,6 +85,33 @@ def shade_lab(color: str) -> np.ndarray:
     return rgb_to_lab(hex_to_rgb(color).reshape(1, 1, 3))[0, 0]
 
 
+# Full-range BT.601 YCbCr: a linear opponent space, so a tint toward a shade (a lerp per
+# channel) is one affine RGB -> RGB map, applied in a single pass with cv2.transform.
+_RGB2YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_YCC2RGB = np.linalg.inv(_RGB2YCC)
+
+
+def tint_transform(color: str, w_luma: float, w_chroma: float, luma_offset: float = 0.0) -> np.ndarray:
+    """3x4 affine RGB map moving luma by ``w_luma`` and chroma by ``w_chroma`` toward a shade.
+
+    Args:
+        color: the shade '#rrggbb'.
+        w_luma: 0 keeps each pixel's luma, 1 replaces it by the shade's.
+        w_chroma: the same for chroma (Cb, Cr).
+        luma_offset: constant added to luma (0..255 units) after the lerp.
+    """
+    shade = _RGB2YCC @ hex_to_rgb(color).astype(np.float64)
+    w = np.diag([w_luma, w_chroma, w_chroma])
+    a = _YCC2RGB @ (np.eye(3) - w) @ _RGB2YCC
+    b = _YCC2RGB @ (w @ shade + np.array([luma_offset, 0.0, 0.0]))
+    return np.hstack([a, b[:, None]]).astype(np.float32)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of a float or uint8 RGB image, float32."""
+    return cv2.transform(np.asarray(rgb, np.float32), _RGB2YCC[:1].astype(np.float32))
+
+
 def soft_threshold(mask: np.ndarray, floor: float = 0.03) -> np.ndarray:
     """Zero a mask's faint tail and rescale the rest to keep it continuous.
 
@@ -154,8 +181,8 @@ class Part:
 _DEFAULT_PARTS_64: dict[str, tuple[float, float, float, float]] = {
     "left_eye": (24, 29, 4, 2),
     "right_eye": (40, 29, 4, 2),
-    "left_eyebrow": (24, 25, 5, 1.5),
-    "right_eyebrow": (40, 25, 5, 1.5),
+    "left_eyebrow": (24, 23.5, 5, 1.5),
+    "right_eyebrow": (40, 23.5, 5, 1.5),
     "nose": (32, 36, 3, 5),
     "upper_lip": (32, 44, 7, 1.5),
     "lower_lip": (32, 47, 7, 2),
@@ -226,12 +253,11 @@ class FaceMasks:
         bx, by, bw, bh = cv2.boundingRect(support.view(np.uint8))
         if bw == 0 or bh == 0:
             return None
-        xs, ys = (bx, bx + bw - 1), (by, by + bh - 1)
-        # Bilinear interpolation reaches one source pixel beyond the support.
-        u0, u1 = xs[0] - margin, xs[-1] + margin
-        v0, v1 = ys[0] - margin, ys[-1] + margin
+        return self._frame_rect(bx - margin, by - margin, bx + bw - 1 + margin, by + bh - 1 + margin)
+
+    def _frame_rect(self, u0: float, v0: float, u1: float, v1: float) -> tuple[int, int, int, int] | None:
         pts = np.array([[u0, v0, 1], [u1, v0, 1], [u1, v1, 1], [u0, v1, 1]]) @ self.out_to_img.T
-        rx0, ry0, rx1, ry1 = self.roi
+        rx0, ry0, rx1, ry1 = self.roi  # type: ignore[misc]
         x0 = max(math.floor(pts[:, 0].min()), rx0)
         y0 = max(math.floor(pts[:, 1].min()), ry0)
         x1 = min(math.ceil(pts[:, 0].max()) + 1, rx1)
@@ -239,6 +265,31 @@ class FaceMasks:
         if x1 <= x0 or y1 <= y0:
             return None
         return x0, y0, x1, y1
+
+    def rects_of(self, mask: np.ndarray, margin: float = 1.0) -> list[tuple[int, int, int, int]]:
+        """Like ``rect_of``, but one rectangle per side of the face when the two do not overlap.
+
+        Paired parts (cheeks, lids, brows, eyes) would otherwise drag the whole band between
+        them (nose, glabella) through the colour maths. The rectangles are disjoint and
+        together cover every pixel the mask reaches, so the full mask can be warped into each.
+        """
+        if self.roi is None:
+            return []
+        support = mask > 0 if mask.ndim == 2 else (mask > 0).any(axis=2)
+        mid = round(0.5 * (self.part("left_eye").cx + self.part("right_eye").cx))
+        rects = []
+        for lo, hi in ((0, mid), (mid, self.size)):
+            bx, by, bw, bh = cv2.boundingRect(np.ascontiguousarray(support[:, lo:hi]).view(np.uint8))
+            if bw and bh:
+                r = self._frame_rect(lo + bx - margin, by - margin, lo + bx + bw - 1 + margin, by + bh - 1 + margin)
+                if r is not None:
+                    rects.append(r)
+        if len(rects) == 2:
+            (a0, b0, a1, b1), (c0, d0, c1, d1) = rects
+            if a0 < c1 and c0 < a1 and b0 < d1 and d0 < b1:  # overlap (e.g. a rolled face): one rectangle
+                whole = self.rect_of(mask, margin)
+                return [whole] if whole is not None else []
+        return rects
 
     def warp(
         self,
@@ -277,6 +328,10 @@ class FaceMasks:
         if rect is None:
             return None
         return Region(*rect, self.warp(mask, rect))
+
+    def regions(self, mask: np.ndarray) -> list[Region]:
+        """Warp a crop-space mask of a paired part into one region per side (see ``rects_of``)."""
+        return [Region(*r, self.warp(mask, r)) for r in self.rects_of(mask)]
 
     # -- class-map masks
 

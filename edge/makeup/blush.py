@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, lab_to_rgb, rgb_to_lab, shade_lab, soft_threshold
+from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, soft_threshold, tint_transform
 
-_LIGHTNESS = 0.25  # how far L* moves toward the shade: blush is a sheer pigment, the skin's shading stays
-_CHROMA = 0.7  # how far a*, b* move toward the shade
+_LIGHTNESS = 0.25  # how far luma moves toward the shade: blush is a sheer pigment, the skin's shading stays
+_CHROMA = 0.7  # how far chroma moves toward the shade
 
 
 class Blush(Layer):
@@ -40,12 +41,8 @@ class Blush(Layer):
         """Tint the cheeks' chroma toward the shade, lightness only slightly."""
         if spec.intensity <= 0:
             return
-        reg = masks.region(self.mask(masks))
-        if reg is None:
-            return
-        region = reg.view(frame)
-        lab = rgb_to_lab(region)
-        target = shade_lab(spec.color)
-        w = np.array([_LIGHTNESS, _CHROMA, _CHROMA], np.float32)
-        out = lab + (target - lab) * w
-        blend(region, lab_to_rgb(out), reg.mask * np.float32(spec.intensity))
+        tint = tint_transform(spec.color, _LIGHTNESS, _CHROMA)
+        for reg in masks.regions(self.mask(masks)):
+            region = reg.view(frame)
+            src = region.astype(np.float32)
+            blend(region, cv2.transform(src, tint), reg.mask * np.float32(spec.intensity), src=src)

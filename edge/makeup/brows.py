@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, lab_to_rgb, rgb_to_lab, shade_lab, soft_threshold
+from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, hex_to_rgb, luma, soft_threshold, tint_transform
 
 _LIGHTNESS = 0.7
 _CHROMA = 0.7
@@ -23,20 +24,17 @@ class Brows(Layer):
         )
 
     def apply(self, frame: np.ndarray, masks: FaceMasks, spec: LayerSpec) -> None:
-        """Move the brows' mean lightness and chroma toward the shade; hair strands keep their contrast."""
+        """Move the brows' mean luma and chroma toward the shade; hair strands keep their contrast."""
         if spec.intensity <= 0:
             return
-        reg = masks.region(self.mask(masks))
-        if reg is None:
-            return
-        wsum = float(reg.mask.sum())
-        if wsum < 1e-3:
-            return
-        region = reg.view(frame)
-        lab = rgb_to_lab(region)
-        mean_l = float((lab[:, :, 0] * reg.mask).sum()) / wsum
-        target = shade_lab(spec.color)
-        out = lab.copy()
-        out[:, :, 0] += np.float32(_LIGHTNESS * (target[0] - mean_l))
-        out[:, :, 1:] += (target[1:] - lab[:, :, 1:]) * np.float32(_CHROMA)
-        blend(region, lab_to_rgb(out), reg.mask * np.float32(spec.intensity))
+        shade_luma = float(luma(hex_to_rgb(spec.color).reshape(1, 1, 3))[0, 0])
+        for reg in masks.regions(self.mask(masks)):
+            wsum = float(reg.mask.sum())
+            if wsum < 1e-3:
+                continue
+            region = reg.view(frame)
+            src = region.astype(np.float32)
+            mean_luma = float((luma(src) * reg.mask).sum()) / wsum
+            # Luma moves as a whole (an offset), so the strands' light/dark detail survives.
+            tint = tint_transform(spec.color, 0.0, _CHROMA, _LIGHTNESS * (shade_luma - mean_luma))
+            blend(region, cv2.transform(src, tint), reg.mask * np.float32(spec.intensity), src=src)

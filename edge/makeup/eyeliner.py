@@ -19,18 +19,16 @@ class Eyeliner(Layer):
         if spec.intensity <= 0:
             return
         eyes = masks.prob("left_eye", "right_eye")
+        colour = hex_to_rgb(spec.color)
         # Reach one line-thickness above the eyes, plus bilinear support.
-        rect = masks.rect_of(eyes, margin=2.0)
-        if rect is None:
-            return
-        here = smoothstep(masks.warp(eyes, rect), 0.35, 0.65)
-        # The eye as seen from a point slightly above: positive only where the eye starts just
-        # below, i.e. along the upper contour ("down" in the class map is the face's down).
-        below = smoothstep(masks.warp(eyes, rect, shift=(0.0, _THICKNESS)), 0.35, 0.65)
-        line = np.clip(below - here, 0.0, 1.0)
-        if not line.any():
-            return
-        x0, y0, x1, y1 = rect
-        region = frame[y0:y1, x0:x1]
-        target = np.broadcast_to(hex_to_rgb(spec.color), region.shape)
-        blend(region, target, line * np.float32(0.9 * spec.intensity))
+        for rect in masks.rects_of(eyes, margin=2.0):
+            here = smoothstep(masks.warp(eyes, rect), 0.35, 0.65)
+            # The eye as seen from a point slightly above: positive only where the eye starts just
+            # below, i.e. along the upper contour ("down" in the class map is the face's down).
+            below = smoothstep(masks.warp(eyes, rect, shift=(0.0, _THICKNESS)), 0.35, 0.65)
+            line = np.clip(below - here, 0.0, 1.0)
+            if not line.any():
+                continue
+            x0, y0, x1, y1 = rect
+            region = frame[y0:y1, x0:x1]
+            blend(region, np.broadcast_to(colour, region.shape), line * np.float32(0.9 * spec.intensity))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from edge.makeup.base import (
@@ -9,11 +10,9 @@ from edge.makeup.base import (
     Layer,
     LayerSpec,
     blend,
-    lab_to_rgb,
-    rgb_to_lab,
-    shade_lab,
     smoothstep,
     soft_threshold,
+    tint_transform,
 )
 
 _LIGHTNESS = 0.6
@@ -59,14 +58,12 @@ class Eyeshadow(Layer):
         """Tint the lids toward the shade, keeping some of the skin's shading."""
         if spec.intensity <= 0:
             return
-        reg = masks.region(self.mask(masks))
-        if reg is None:
-            return
-        region = reg.view(frame)
-        lab = rgb_to_lab(region)
-        target = shade_lab(spec.color)
-        w = np.array([_LIGHTNESS, _CHROMA, _CHROMA], np.float32)
-        out = lab + (target - lab) * w
-        if spec.finish == "shimmer":
-            out[:, :, 0] += np.float32(6.0) * reg.mask  # a pearly lift where the pigment is densest
-        blend(region, lab_to_rgb(out), reg.mask * np.float32(spec.intensity))
+        tint = tint_transform(spec.color, _LIGHTNESS, _CHROMA)
+        for reg in masks.regions(self.mask(masks)):
+            region = reg.view(frame)
+            src = region.astype(np.float32)
+            target = cv2.transform(src, tint)
+            if spec.finish == "shimmer":
+                # A pearly lift where the pigment is densest (equal RGB add = luma only).
+                target += (np.float32(15.0) * reg.mask)[..., None]
+            blend(region, target, reg.mask * np.float32(spec.intensity), src=src)

@@ -1,0 +1,91 @@
+"""The synthetic face generator: determinism, label sanity, left/right, negatives, framing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.contract import CLASS_ID, CLASSES, INPUT_SIZE, OUTPUT_STRIDE, CropGeometry, face_box_from_labels
+from training import synth
+
+
+@pytest.fixture(scope="module")
+def batch() -> synth.SynthBatch:
+    return synth.generate(60, seed=3)
+
+
+def _centroid_x(labels: np.ndarray, cls: str) -> float:
+    return float(np.nonzero(labels == CLASS_ID[cls])[1].mean())
+
+
+def test_deterministic_by_seed():
+    """Guards against hidden global randomness: the same seed must give the same bytes, another seed not."""
+    a = synth.generate(4, seed=11)
+    b = synth.generate(4, seed=11)
+    c = synth.generate(4, seed=12)
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.images, c.images)
+    # Sample i does not depend on how the set is chunked.
+    tail = synth.generate(2, seed=11, start=2)
+    assert np.array_equal(tail.images, a.images[2:])
+
+
+def test_shapes_and_label_range(batch):
+    """Guards against a generator that drifts from the contract's resolutions or emits unknown class ids."""
+    n = len(batch.face)
+    out = INPUT_SIZE // OUTPUT_STRIDE
+    assert batch.images.shape == (n, INPUT_SIZE, INPUT_SIZE, 3) and batch.images.dtype == np.uint8
+    assert batch.labels.shape == (n, out, out) and batch.labels.dtype == np.uint8
+    assert batch.labels.max() < len(CLASSES)
+    assert set(np.unique(batch.face)) <= {0, 1}
+
+
+def test_every_face_has_the_parts(batch):
+    """Guards against faces missing lips, eyes, brows or skin (the makeup layers need all of them)."""
+    for lab, f in zip(batch.labels, batch.face, strict=True):
+        if not f:
+            continue
+        present = set(np.unique(lab).tolist())
+        for group in (("upper_lip", "lower_lip"), ("left_eye", "right_eye"), ("left_eyebrow", "right_eyebrow")):
+            assert any(CLASS_ID[c] in present for c in group), group
+        assert CLASS_ID["skin"] in present
+
+
+def test_left_is_image_left():
+    """Guards against swapped sides: the image-left brow and eye must carry the left_* ids."""
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(40):
+        _, lab = synth.render_face(rng)
+        pairs = [("left_eye", "right_eye"), ("left_eyebrow", "right_eyebrow")]
+        for a, b in pairs:
+            if (lab == CLASS_ID[a]).sum() > 3 and (lab == CLASS_ID[b]).sum() > 3:
+                assert _centroid_x(lab, a) < _centroid_x(lab, b)
+                checked += 1
+    assert checked > 40
+
+
+def test_negatives_have_no_face():
+    """Guards against negatives that contain face labels or claim a face."""
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        img, lab = synth.render_negative(rng)
+        assert img.shape == (INPUT_SIZE, INPUT_SIZE, 3)
+        assert not lab.any()
+    b = synth.generate(200, seed=1)
+    neg = b.face == 0
+    assert 0 < neg.sum() < 50
+    assert not b.labels[neg].any()
+
+
+def test_framing_matches_the_device_crop():
+    """Guards against faces framed unlike the device crop: crop side / face-box side ~ CropGeometry().scale."""
+    rng = np.random.default_rng(9)
+    ratios = []
+    for _ in range(40):
+        _, lab = synth.render_face(rng)
+        _, _, w, h = face_box_from_labels(lab)
+        ratios.append(INPUT_SIZE / max(w, h))
+    med = float(np.median(ratios))
+    assert abs(med - CropGeometry().scale) < 0.2 * CropGeometry().scale
+    assert min(ratios) > 0.6 * CropGeometry().scale and max(ratios) < 1.6 * CropGeometry().scale
