@@ -172,7 +172,9 @@ class InputSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     size: int = Field(INPUT_SIZE, description="Side of the square input in pixels.")
-    dtype: Literal["uint8"] = Field("uint8", description="Input dtype; raw camera pixels, RGB.")
+    dtype: Literal["uint8", "float32"] = Field(
+        "uint8", description="Input dtype: uint8 raw camera pixels (int8 bundles) or float32 0..255 (float variants)."
+    )
     channels: Literal[3] = Field(3, description="Colour channels, RGB order.")
 
 

@@ -25,15 +25,15 @@ def test_ci_run_learns_and_writes_artifacts(tmp_path):
     out = tmp_path / "run"
     result = train(
         TrainOptions(
-            data="synth:1200", out=out, epochs=3, batch_size=16, lr=6e-3, model=ModelSpec(width=0.5), progress=False
+            data="synth:1500", out=out, epochs=3, batch_size=16, lr=6e-3, model=ModelSpec(width=0.5), progress=False
         )
     )
     for name in ARTIFACTS:
         assert (out / name).is_file(), name
     assert (out / "checkpoints" / "last.keras").is_file()
     run = json.loads((out / "run.json").read_text())
-    assert run["options"]["data"] == "synth:1200" and run["model"]["spec"]["width"] == 0.5
-    assert run["data"]["train"] + run["data"]["val"] == 1200
+    assert run["options"]["data"] == "synth:1500" and run["model"]["spec"]["width"] == 0.5
+    assert run["data"]["train"] + run["data"]["val"] == 1500
     metrics = json.loads((out / "metrics.json").read_text())
     baseline = metrics["majority_baseline_mean_f1"]
     mean_f1 = metrics["float"]["mean_f1"]

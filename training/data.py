@@ -53,6 +53,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -477,31 +478,44 @@ def _prepare_items(
     )
 
 
-def _synth_chunk(args: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from training import synth
-
-    n, seed, size, start = args
-    b = synth.generate(n, seed, size, start)
-    return b.images, b.labels, b.face
-
-
 def _generate_synth(n: int, seed: int, size: int, start: int = 0) -> Arrays:
-    """Generate synthetic samples, in worker processes when there are many."""
+    """Generate synthetic samples, in worker processes when there are many.
+
+    Workers are plain ``python -m training.synth`` subprocesses writing .npz
+    files: no fork of a process that may already run TensorFlow's threads, and
+    no re-import of the caller's unguarded ``__main__`` (as multiprocessing's
+    spawn would do).
+    """
+    import subprocess
+    import tempfile
+
     from training import synth
 
     workers = min(os.cpu_count() or 1, 8)
     if n < 2000 or workers < 2:
         b = synth.generate(n, seed, size, start)
         return Arrays(b.images, b.labels, b.face)
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    with tempfile.TemporaryDirectory(prefix="vanity-synth-") as tmp:
+        procs = []
+        for k in range(workers):
+            out = Path(tmp) / f"{k}.npz"
+            cmd = [sys.executable, "-m", "training.synth", "--n", str(bounds[k + 1] - bounds[k]), "--seed", str(seed),
+                   "--start", str(start + bounds[k]), "--size", str(size), "--out", str(out)]  # fmt: skip
+            procs.append((subprocess.Popen(cmd, cwd=_repo_root(), stderr=subprocess.PIPE), out))
+        parts = []
+        for proc, out in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"synthetic data worker failed ({proc.returncode}): {err.decode()[-2000:]}")
+            with np.load(out) as z:
+                parts.append(Arrays(z["images"], z["labels"], z["face"]))
+    return Arrays.concat(parts)
 
-    chunk = 500
-    jobs = [(min(chunk, n - i), seed, size, start + i) for i in range(0, n, chunk)]
-    # spawn, not fork: the parent may already run TensorFlow's threads.
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
-        parts = list(ex.map(_synth_chunk, jobs))
-    return Arrays(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
+
+def _repo_root() -> str:
+    """The folder that holds the ``training`` package (the workers' working directory)."""
+    return str(Path(__file__).resolve().parent.parent)
 
 
 def _split_indices(n: int, val_fraction: float, seed: int, salt: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1091,3 +1091,24 @@ def generate(n: int, seed: int, size: int = INPUT_SIZE, start: int = 0) -> Synth
         img, lab, f = render_sample(sample_rng(seed, start + i), size)
         images[i], labels[i], face[i] = img, downsample_labels(lab), f
     return SynthBatch(images, labels, face)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """Worker entry point: ``python -m training.synth --n N --seed S --start K --out FILE.npz``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, required=True)
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--start", type=int, default=0)
+    ap.add_argument("--size", type=int, default=INPUT_SIZE)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    cv2.setNumThreads(1)  # one worker per core
+    b = generate(a.n, a.seed, a.size, a.start)
+    np.savez(a.out, images=b.images, labels=b.labels, face=b.face)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
