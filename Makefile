@@ -62,7 +62,7 @@ teacher: $(VENV)/.runtime
 	$(PY) -m training.teacher_assets --dest .cache/teacher
 
 # Rebuild the default bundle from the project's own code: generate -> train -> convert.
-model: $(VENV)/.dev
+model: $(VENV)/.dev teacher
 	$(PY) -m training.default_model --out $(MODEL)
 
 bench: $(VENV)/.runtime

@@ -40,6 +40,9 @@ CLASSES: tuple[str, ...] = (
 
 CLASS_ID = {name: i for i, name in enumerate(CLASSES)}
 
+IGNORE = 255
+"""Label value meaning "unknown here": left out of the loss and the metrics (e.g. hair a teacher cannot see)."""
+
 # A horizontal flip turns an image-left brow/eye into an image-right one.
 _FLIP_PAIRS = (("left_eyebrow", "right_eyebrow"), ("left_eye", "right_eye"))
 

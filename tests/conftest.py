@@ -91,9 +91,10 @@ class Daemon:
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "edge.cli", "run", "--port", str(self.port), *args]
         self.log = (tmp or Path("/tmp")) / f"vanity-{self.port}.log"
-        self._logf = open(self.log, "wb")
-        self.proc = subprocess.Popen(cmd, env=env or dict(os.environ), stdout=self._logf, stderr=subprocess.STDOUT,
-                                     cwd=ROOT)
+        self._logf = open(self.log, "wb")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(
+            cmd, env=env or dict(os.environ), stdout=self._logf, stderr=subprocess.STDOUT, cwd=ROOT
+        )
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Wait until /healthz answers 200."""

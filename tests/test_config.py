@@ -46,8 +46,10 @@ def test_file_layers_over_defaults_and_kind_switches(tmp_path):
     cfg = load_config(p)
     assert cfg.source.kind == "image" and cfg.source.path == tmp_path / "faces"
     assert cfg.server.port == 9000 and cfg.server.host == "127.0.0.1"
-    assert changed_fields(cfg) == {"source": {"kind": "image", "path": str(tmp_path / "faces"), "fps": 15.0,
-                                              "hold_s": 2.0}, "server": {"port": 9000}}
+    assert changed_fields(cfg) == {
+        "source": {"kind": "image", "path": str(tmp_path / "faces"), "fps": 15.0, "hold_s": 2.0},
+        "server": {"port": 9000},
+    }
 
 
 def test_not_toml(tmp_path):

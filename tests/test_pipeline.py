@@ -45,7 +45,8 @@ def test_tracker_box_from_labels_maps_back_to_the_image():
     cfg = load_config(None).analysis
     from edge.detectors.fake import FakeDetector
 
-    an = Analyzer(parser, FakeDetector(load_config(None, {"detector": {"kind": "fake", "box": None}}).detector), cfg, geo)
+    det_cfg = load_config(None, {"detector": {"kind": "fake", "box": None}}).detector
+    an = Analyzer(parser, FakeDetector(det_cfg), cfg, geo)
     from edge.contract import crop_matrix
     from edge.types import FaceAnalysis
 
@@ -106,8 +107,9 @@ def test_camera_failure_is_survived_and_recovered(fake_cfg):
             "health": fake_cfg.health.model_copy(update={"reconnect_min_s": 0.05, "max_frame_age_s": 0.3}),
         }
     )
-    m = Mirror(cfg, FakeParser(), make_detector(cfg.detector), Renderer(), load_catalog(cfg.catalog),
-               make_source(cfg.source))
+    m = Mirror(
+        cfg, FakeParser(), make_detector(cfg.detector), Renderer(), load_catalog(cfg.catalog), make_source(cfg.source)
+    )
     m.start()
     try:
         saw_unhealthy = False
@@ -136,8 +138,15 @@ def test_session_resets_after_no_face(fake_cfg):
     now = [0.0]
     cfg = fake_cfg.model_copy(update={"session": fake_cfg.session.model_copy(update={"reset_after_s": 5})})
     parser = FakeParser()
-    m = Mirror(cfg, parser, make_detector(cfg.detector), Renderer(), load_catalog(cfg.catalog),
-               make_source(cfg.source), clock=lambda: now[0])
+    m = Mirror(
+        cfg,
+        parser,
+        make_detector(cfg.detector),
+        Renderer(),
+        load_catalog(cfg.catalog),
+        make_source(cfg.source),
+        clock=lambda: now[0],
+    )
     m.step(synthetic_frame())
     m.set_look(m._resolve_look("none"), "none")
     assert m.session.look_name == "none"

@@ -65,6 +65,7 @@ import numpy as np
 from edge.contract import (
     CLASS_ID,
     CLASSES,
+    IGNORE,
     INPUT_SIZE,
     OUTPUT_FACE,
     OUTPUT_PARTS,
@@ -141,9 +142,11 @@ class DataSource:
     kind: SourceKind
     path: Path | None = None
     count: int | None = None
+    repeat: int = 1
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.count if self.kind == 'synth' else self.path}"
+        base = f"{self.kind}:{self.count if self.kind == 'synth' else self.path}"
+        return base + (f"*{self.repeat}" if self.repeat != 1 else "")
 
 
 def parse_spec(spec: str) -> list[DataSource]:
@@ -166,14 +169,22 @@ def parse_spec(spec: str) -> list[DataSource]:
         if kind not in KINDS:
             raise ValueError(f"unknown data source kind {kind!r} in {part!r}; expected one of {', '.join(KINDS)}")
         arg = arg.strip()
+        repeat = 1
+        m = re.fullmatch(r"(.*)\*(\d+)", arg)
+        if m:
+            # "folder:PATH*50": each training sample of this source is seen 50 times per epoch
+            # (a few precious real photos among thousands of synthetic ones).
+            arg, repeat = m.group(1).strip(), int(m.group(2))
+            if repeat < 1:
+                raise ValueError(f"repeat count must be at least 1 in {part!r}")
         if kind == "synth":
             if not re.fullmatch(r"\d+", arg.replace("_", "")) or int(arg.replace("_", "")) <= 0:
                 raise ValueError(f"synth needs a positive sample count, e.g. 'synth:20000' (got {part!r})")
-            out.append(DataSource("synth", count=int(arg.replace("_", ""))))
+            out.append(DataSource("synth", count=int(arg.replace("_", "")), repeat=repeat))
         else:
             if not arg:
                 raise ValueError(f"{kind} needs a path, e.g. '{kind}:/data/{kind}' (got {part!r})")
-            out.append(DataSource(kind, path=Path(arg).expanduser()))  # type: ignore[arg-type]
+            out.append(DataSource(kind, path=Path(arg).expanduser(), repeat=repeat))  # type: ignore[arg-type]
     return out
 
 
@@ -270,7 +281,8 @@ def _check_labels(labels: np.ndarray, image: np.ndarray, mask_path: Path) -> np.
         if labels.max(initial=0) > 255:
             raise SampleError(f"label value {int(labels.max())} out of range 0..{len(CLASSES) - 1} ({mask_path})")
         labels = labels.astype(np.uint8)
-    hi = int(labels.max(initial=0))
+    known = labels[labels != IGNORE]
+    hi = int(known.max(initial=0))
     if hi >= len(CLASSES):
         raise SampleError(f"label value {hi} out of range 0..{len(CLASSES) - 1} ({mask_path})")
     return labels
@@ -585,6 +597,8 @@ def load_split(
                 arr = _prepare_items(items, geometry, size, strict, summary, s)
                 ti, vi = _split_indices(len(arr), val_fraction, seed, salt)
                 tr, va = arr.take(ti), arr.take(vi)
+        if src.repeat > 1 and len(tr):
+            tr = tr.take(np.tile(np.arange(len(tr)), src.repeat))
         s.train, s.val = len(tr), len(va)
         trains.append(tr)
         vals.append(va)
@@ -625,7 +639,10 @@ def _augment_fn(size: int, stride: int):
     """A tf.data map function (image, labels, face) -> augmented (image, labels, face)."""
     import tensorflow as tf
 
-    perm = tf.constant(flip_permutation(), tf.uint8)
+    # A 256-entry table so the ignore label (255) maps to itself.
+    lut = np.arange(256, dtype=np.uint8)
+    lut[: len(CLASSES)] = flip_permutation()
+    perm = tf.constant(lut, tf.uint8)
     out = size // stride
 
     def maybe(p):

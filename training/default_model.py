@@ -3,7 +3,8 @@
     python -m training.default_model --out edge/data/models/vanity-default.tflite
 
 The recipe is the project's own code only: synthetic faces from ``training.synth``
-(plus, with ``--real``, teacher-labelled allowed photos), the training job, then the
+plus the teacher-labelled allowed photos (``training.real``; ``--real-repeat 0`` leaves
+them out), the training job, then the
 int8 conversion with its accuracy gate. The bundle is written only if the gate passes.
 Defaults fit in under an hour on a 2-core machine; ``--synth``/``--epochs`` scale it.
 """
@@ -33,6 +34,8 @@ class Recipe:
     calibration: int = 300
     val_limit: int | None = 800
     steps_per_epoch: int | None = None
+    real_repeat: int = 50
+    """Times each teacher-labelled allowed photo is seen per epoch (0: synthetic faces only)."""
 
 
 def build(out: Path, run_dir: Path, recipe: Recipe, progress: bool = True):
@@ -46,8 +49,16 @@ def build(out: Path, run_dir: Path, recipe: Recipe, progress: bool = True):
     from training.train import TrainOptions, train
 
     t0 = time.monotonic()
+    data = f"synth:{recipe.synth}"
+    if recipe.real_repeat:
+        from training.real import write_allowed_set
+
+        real_dir = run_dir.parent / f"{run_dir.name}-real"
+        if not (real_dir / "masks").is_dir():
+            write_allowed_set(real_dir)
+        data += f"+folder:{real_dir}*{recipe.real_repeat}"
     opts = TrainOptions(
-        data=f"synth:{recipe.synth}",
+        data=data,
         out=run_dir,
         epochs=recipe.epochs,
         batch_size=recipe.batch_size,
@@ -84,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration", type=int, default=r.calibration, help="Calibration samples.")
     ap.add_argument("--val-limit", type=int, default=r.val_limit, help="Validation samples for the gate.")
     ap.add_argument("--seed", type=int, default=r.seed, help="Seed.")
+    ap.add_argument(
+        "--real-repeat",
+        type=int,
+        default=r.real_repeat,
+        help="Repeats of the teacher-labelled allowed photos per epoch (0: synthetic only; needs `make teacher`).",
+    )
     ap.add_argument("--quiet", action="store_true", help="No progress bars.")
     args = ap.parse_args(argv)
     recipe = Recipe(

@@ -43,17 +43,21 @@ class PartsLoss(keras.losses.Loss):
         if len(y_true.shape) == len(y_pred.shape):  # (B, H, W, 1)
             y_true = ops.squeeze(y_true, -1)
         p = ops.clip(y_pred, 1e-7, 1.0)
-        onehot = ops.one_hot(y_true, n, dtype=p.dtype)
+        # Pixels labelled IGNORE (255, e.g. hair a teacher cannot see) take no part in the loss.
+        valid = ops.cast(y_true < n, p.dtype)
+        y_safe = ops.where(y_true < n, y_true, ops.zeros_like(y_true))
+        onehot = ops.one_hot(y_safe, n, dtype=p.dtype) * valid[..., None]
         ce = -ops.sum(onehot * ops.log(p), axis=-1)  # (B, H, W)
         if self.class_weights is not None:
-            w = ops.take(ops.convert_to_tensor(self.class_weights, dtype=p.dtype), y_true)
-            ce = ops.sum(ce * w, axis=(1, 2)) / ops.maximum(ops.sum(w, axis=(1, 2)), 1e-6)
+            w = ops.take(ops.convert_to_tensor(self.class_weights, dtype=p.dtype), y_safe) * valid
         else:
-            ce = ops.mean(ce, axis=(1, 2))
+            w = valid
+        ce = ops.sum(ce * w, axis=(1, 2)) / ops.maximum(ops.sum(w, axis=(1, 2)), 1e-6)
         if not self.dice_weight:
             return ce
-        inter = ops.sum(onehot * y_pred, axis=(1, 2))  # (B, C)
-        denom = ops.sum(onehot, axis=(1, 2)) + ops.sum(y_pred, axis=(1, 2))
+        y_seen = y_pred * valid[..., None]
+        inter = ops.sum(onehot * y_seen, axis=(1, 2))  # (B, C)
+        denom = ops.sum(onehot, axis=(1, 2)) + ops.sum(y_seen, axis=(1, 2))
         present = ops.cast(ops.sum(onehot, axis=(1, 2)) > 0, p.dtype)
         dice = (2.0 * inter + 1.0) / (denom + 1.0)
         dice_loss = ops.sum((1.0 - dice) * present, axis=-1) / ops.maximum(ops.sum(present, axis=-1), 1.0)
