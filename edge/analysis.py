@@ -62,26 +62,54 @@ def _centroid(mask: np.ndarray) -> tuple[float, float] | None:
     return float(xs.mean()), float(ys.mean())
 
 
-def box_from_probs(labels: np.ndarray, m_out_to_img: np.ndarray, box: FaceBox, min_pixels: int) -> FaceBox | None:
-    """The face box (with roll) implied by a class map, in image pixels.
+def _span(profile: np.ndarray) -> tuple[float, float] | None:
+    """Sub-pixel extent of a 1-D profile above 0.5: where it crosses 0.5 on each side.
+
+    Equals the hard bounding box (first/last pixel >= 0.5, +-0.5 px) for a crisp
+    mask, but moves smoothly as probabilities change, so the tracker does not jump
+    by whole output pixels from frame to frame.
+    """
+    above = profile >= 0.5
+    if not above.any():
+        return None
+    n = len(profile)
+    i0 = int(np.argmax(above))
+    i1 = n - 1 - int(np.argmax(above[::-1]))
+
+    def cross(a: int, b: int) -> float:
+        pa, pb = float(profile[a]), float(profile[b])
+        t = (0.5 - pa) / (pb - pa) if pb != pa else 0.5
+        return a + t * (b - a)
+
+    lo = cross(i0 - 1, i0) if i0 > 0 else -0.5
+    hi = cross(i1, i1 + 1) if i1 < n - 1 else n - 0.5
+    return lo, hi
+
+
+def box_from_probs(
+    probs: np.ndarray, m_out_to_img: np.ndarray, box: FaceBox, min_pixels: int
+) -> FaceBox | None:
+    """The face box (with roll) implied by class probabilities, in image pixels.
 
     Args:
-        labels: (S, S) class ids in output space.
+        probs: (S, S, C) class probabilities in output space.
         m_out_to_img: 2x3 affine from output pixels to image pixels.
         box: the box the crop was made from (its roll is the crop's frame).
         min_pixels: fewer face pixels than this means no face.
     """
-    face = np.isin(labels, _FACE_IDS)
-    if int(face.sum()) < min_pixels:
+    face_p = probs[..., _FACE_IDS].sum(-1)
+    if int((face_p >= 0.5).sum()) < min_pixels:
         return None
-    ys, xs = np.nonzero(face)
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1.0, ys.min(), ys.max() + 1.0
-    # Box centre and size in output pixels (pixel centres at +0.5 handled by edges).
-    u, v = (x0 + x1) / 2.0 - 0.5, (y0 + y1) / 2.0 - 0.5
+    xs = _span(face_p.max(0))
+    ys = _span(face_p.max(1))
+    if xs is None or ys is None:
+        return None
+    u, v = (xs[0] + xs[1]) / 2.0, (ys[0] + ys[1]) / 2.0
     scale = float(np.hypot(*m_out_to_img[:, 0]))
-    size = max(x1 - x0, y1 - y0) * scale
+    size = max(xs[1] - xs[0], ys[1] - ys[0]) * scale
     cx, cy = m_out_to_img @ np.array([u, v, 1.0])
     angle = box.angle_deg
+    labels = probs.argmax(-1)
     le = _centroid(labels == CLASS_ID["left_eye"])
     re = _centroid(labels == CLASS_ID["right_eye"])
     if le and re and re[0] - le[0] > 2:
@@ -193,7 +221,7 @@ class Analyzer:
         labels = probs.argmax(-1).astype(np.uint8)
         stride = self.size // labels.shape[0]
         analysis = FaceAnalysis(box, m, probs, labels, out.face, stride=stride)
-        next_box = box_from_probs(labels, analysis.output_to_image(), box, self.cfg.min_face_pixels)
+        next_box = box_from_probs(probs, analysis.output_to_image(), box, self.cfg.min_face_pixels)
         times.post = (time.monotonic() - t2) * 1e3
         if next_box is None:
             return None
@@ -221,7 +249,7 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
             labels = out.probs.argmax(-1).astype(np.uint8)
             fa = FaceAnalysis(box, m, out.probs, labels, out.face, stride=size // labels.shape[0])
             result = fa
-            nb = box_from_probs(labels, fa.output_to_image(), box, cfg.min_face_pixels)
+            nb = box_from_probs(out.probs, fa.output_to_image(), box, cfg.min_face_pixels)
             if nb is None:
                 break
             box = nb

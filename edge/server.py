@@ -8,21 +8,27 @@ holds at most one frame in flight.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import ipaddress
 import json
 import time
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 STATIC = Path(__file__).resolve().parent / "static"
 BOUNDARY = "vanityframe"
+LIP_CLASSES = ("upper_lip", "lower_lip")
+CompareMode = Literal["off", "before", "split"]
 
 
 def is_loopback(host: str) -> bool:
@@ -35,8 +41,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# ---------------------------------------------------------------------- request and reply models
+
+
 class LookRequest(BaseModel):
-    """Choose a look: a named look, or one product at an intensity, or explicit layers."""
+    """Choose a look: a named look, or one product at an intensity (alone, added or removed)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -44,14 +53,51 @@ class LookRequest(BaseModel):
     sku: str | None = Field(None, max_length=64, description="A single catalogue product to try.")
     intensity: float = Field(0.7, ge=0.0, le=1.0, description="Intensity for a single product.")
     add: bool = Field(False, description="With sku: add to the current look instead of replacing it.")
+    remove: bool = Field(False, description="With sku: take this product off the current look.")
 
 
 class CompareRequest(BaseModel):
-    """Before/after."""
+    """Before/after: ``on`` (hold to compare) or ``mode`` (off, before, split)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    on: bool = Field(description="True shows the face without makeup.")
+    on: bool | None = Field(None, description="True shows the face without makeup (same as mode 'before').")
+    mode: CompareMode | None = Field(
+        None, description="off: makeup; before: no makeup; split: left half without, right half with makeup."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> CompareRequest:
+        if (self.on is None) == (self.mode is None):
+            raise ValueError("give exactly one of 'on' or 'mode'")
+        return self
+
+    @property
+    def resolved(self) -> CompareMode:
+        """The requested mode."""
+        if self.mode is not None:
+            return self.mode
+        return "before" if self.on else "off"
+
+
+class ErrorReply(BaseModel):
+    """Why a request was refused."""
+
+    detail: str
+
+
+class LookReply(BaseModel):
+    """The current look."""
+
+    name: str
+    look: dict[str, Any]
+
+
+class CompareReply(BaseModel):
+    """The before/after state."""
+
+    compare: bool
+    mode: CompareMode
 
 
 class SnapshotReply(BaseModel):
@@ -61,8 +107,92 @@ class SnapshotReply(BaseModel):
     expires_in_s: float
 
 
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "Inconsistent request",
+        401: "Token required",
+        403: "Refused (disabled, or a foreign origin)",
+        404: "Unknown look or product",
+        409: "No frame yet",
+        422: "Invalid request body or query",
+        503: "Not available now (says why)",
+    }
+    return {c: {"model": ErrorReply, "description": text[c]} for c in codes}
+
+
 def _look_json(look) -> dict[str, Any]:
     return json.loads(look.model_dump_json()) if hasattr(look, "model_dump_json") else {"name": str(look)}
+
+
+# ---------------------------------------------------------------------- split view
+
+
+class SplitView:
+    """Wraps the renderer: while on, the shown image's left half keeps the face without makeup.
+
+    The split belongs to one session: a new customer (a new session) never inherits it.
+    """
+
+    def __init__(self, mirror):
+        self.mirror = mirror
+        self.inner = mirror.renderer
+        self._session = None
+
+    @property
+    def on(self) -> bool:
+        """Whether the split is shown for the current session."""
+        return self._session is not None and self._session is self.mirror.session
+
+    def set(self, on: bool) -> None:
+        """Turn the split view on or off for the current session."""
+        self._session = self.mirror.session if on else None
+
+    def render(self, frame: np.ndarray, face, look) -> np.ndarray:
+        """Render the look; with the split on, restore the 'before' half and draw a divider."""
+        out = self.inner.render(frame, face, look)
+        if not self.on:
+            return out
+        w = frame.shape[1]
+        half = w // 2
+        # The image is flipped after rendering when mirrored: the shown left half is the frame's right half.
+        before = slice(w - half, w) if self.mirror.cfg.render.mirror else slice(0, half)
+        out[:, before] = frame[:, before]
+        out[:, max(half - 1, 0) : half + 1] = 255
+        return out
+
+
+def install_split_view(mirror) -> SplitView:
+    """Put a :class:`SplitView` in front of the mirror's renderer (once)."""
+    if not isinstance(mirror.renderer, SplitView):
+        mirror.renderer = SplitView(mirror)
+    return mirror.renderer
+
+
+# ---------------------------------------------------------------------- the app
+
+
+class SameOriginWrites:
+    """ASGI middleware: refuse writes (PUT, POST, ...) sent by a page from another origin.
+
+    A page from elsewhere, open in the kiosk's browser, must not change the mirror or take a photo.
+    Pure ASGI (no body buffering), so a stream's backpressure stays per client.
+    """
+
+    def __init__(self, app, allowed_origins: list[str]):
+        self.app = app
+        self.allowed = set(allowed_origins)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            origin = headers.get("origin")
+            if origin and origin != "null":
+                same = urlsplit(origin).netloc == headers.get("host", "")
+                if not same and origin.rstrip("/") not in self.allowed:
+                    reply = JSONResponse({"detail": f"origin {origin!r} is not allowed"}, status_code=403)
+                    await reply(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=None) -> FastAPI:
@@ -70,26 +200,41 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
     app = FastAPI(
         title="Vanity kiosk API",
         version="1",
-        description="Live mirror stream, state, looks and catalogue of a Vanity kiosk.",
+        description="Live mirror stream, state, looks and catalogue of a Vanity kiosk. "
+        "When the daemon listens off loopback, every route but /, /static, /healthz, /metrics, "
+        "/api/catalog and /openapi.json needs the token (`Authorization: Bearer …` or `?token=`).",
         lifespan=lifespan,
+        # The interactive docs load their scripts from a CDN: the kiosk has no network. The schema stays.
+        docs_url=None,
+        redoc_url=None,
     )
     state = {"client_drops": 0, "clients": 0}
+    split = install_split_view(mirror)
+    allowed_origins = [o.rstrip("/") for o in cfg.server.allowed_origins if o != "*"]
+    features = {"snapshots": bool(snapshots is not None and cfg.snapshots.enabled), "split": True}
 
-    if cfg.server.allowed_origins:
+    if allowed_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        origins = [o for o in cfg.server.allowed_origins if o != "*"]
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=origins,
+            allow_origins=allowed_origins,
             allow_methods=["GET", "PUT", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
 
+    app.add_middleware(SameOriginWrites, allowed_origins=allowed_origins)
+
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError):
         errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
-        return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
+        summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:3])
+        return JSONResponse({"detail": f"invalid request: {summary}", "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
@@ -104,6 +249,8 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
         if not given or not hmac.compare_digest(given.encode(), token.encode()):
             raise HTTPException(status_code=401, detail="token required", headers={"WWW-Authenticate": "Bearer"})
 
+    protected = {"dependencies": [Depends(auth)]}
+
     # ------------------------------------------------------------------ page
 
     @app.get("/", include_in_schema=False)
@@ -115,7 +262,7 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
 
     # ------------------------------------------------------------------ health & metrics
 
-    @app.get("/healthz", summary="200 only while frames are flowing")
+    @app.get("/healthz", summary="200 only while frames are flowing", responses=_errors(503))
     async def healthz():
         h = mirror.health()
         body = {
@@ -127,6 +274,8 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
             "model": h.model,
             **h.extras,
         }
+        if not h.healthy:
+            body["detail"] = h.reason
         return JSONResponse(body, status_code=200 if h.healthy else 503)
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus text exposition")
@@ -135,52 +284,87 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
 
     # ------------------------------------------------------------------ state & looks
 
-    @app.get("/api/state", summary="What the mirror sees and shows now")
+    def current_state() -> dict[str, Any]:
+        s = mirror_state(mirror)
+        s["compare_mode"] = "before" if s["compare"] else ("split" if split.on else "off")
+        s["features"] = features
+        return s
+
+    @app.get("/api/state", summary="What the mirror sees and shows now", responses=_errors(401), **protected)
     async def api_state():
-        return mirror_state(mirror)
+        return current_state()
 
-    @app.get("/api/look", summary="The current look")
+    def look_reply() -> LookReply:
+        return LookReply(name=mirror.session.look_name, look=_look_json(mirror.session.look))
+
+    @app.get("/api/look", response_model=LookReply, summary="The current look", responses=_errors(401), **protected)
     async def get_look():
-        return {"name": mirror.session.look_name, "look": _look_json(mirror.session.look)}
+        return look_reply()
 
-    @app.put("/api/look", dependencies=[Depends(auth)], summary="Choose a look or try one product")
+    @app.put(
+        "/api/look",
+        response_model=LookReply,
+        summary="Choose a look, or try, add or remove one product",
+        responses=_errors(400, 401, 403, 404, 422),
+        **protected,
+    )
     async def put_look(req: LookRequest):
         if (req.name is None) == (req.sku is None):
             raise HTTPException(status_code=400, detail="give exactly one of 'name' or 'sku'")
         if req.name is not None:
+            if req.add or req.remove:
+                raise HTTPException(status_code=400, detail="'add' and 'remove' go with 'sku', not 'name'")
             try:
                 look = mirror._resolve_look(req.name)
             except KeyError:
                 raise HTTPException(status_code=404, detail=f"unknown look {req.name!r}") from None
             mirror.set_look(look, req.name)
-        else:
-            try:
-                single = mirror.catalog.look_for(req.sku, req.intensity)
-            except KeyError:
-                raise HTTPException(status_code=404, detail=f"unknown sku {req.sku!r}") from None
-            if req.add:
-                layers = [lay for lay in mirror.session.look.layers if lay.kind not in {x.kind for x in single.layers}]
-                single = single.model_copy(update={"name": "custom", "layers": layers + list(single.layers)})
-            mirror.set_look(single, single.name)
-        return {"name": mirror.session.look_name, "look": _look_json(mirror.session.look)}
+            return look_reply()
+        if req.add and req.remove:
+            raise HTTPException(status_code=400, detail="give at most one of 'add' or 'remove'")
+        if mirror.catalog is None:
+            raise HTTPException(status_code=404, detail="this kiosk has no catalogue")
+        try:
+            single = mirror.catalog.look_for(req.sku, req.intensity)
+        except KeyError:
+            raise HTTPException(status_code=404, detail=f"unknown sku {req.sku!r}") from None
+        current = mirror.session.look
+        if req.remove:
+            layers = [lay for lay in current.layers if lay.sku != req.sku]
+            single = current.model_copy(update={"name": "custom", "layers": layers})
+        elif req.add:
+            kinds = {x.kind for x in single.layers}
+            layers = [lay for lay in current.layers if lay.kind not in kinds]
+            single = single.model_copy(update={"name": "custom", "layers": layers + list(single.layers)})
+        mirror.set_look(single, single.name)
+        return look_reply()
 
-    @app.put("/api/compare", dependencies=[Depends(auth)], summary="Before/after")
+    @app.put(
+        "/api/compare",
+        response_model=CompareReply,
+        summary="Before/after: hold (before) or split view",
+        responses=_errors(401, 403, 422),
+        **protected,
+    )
     async def put_compare(req: CompareRequest):
-        mirror.set_compare(req.on)
-        return {"compare": mirror.session.compare}
+        mode = req.resolved
+        mirror.set_compare(mode == "before")
+        split.set(mode == "split")
+        return CompareReply(compare=mirror.session.compare, mode=mode)
 
-    @app.get("/api/catalog", summary="Products and looks of the store")
+    @app.get("/api/catalog", summary="Products and looks of the store, and the kiosk's features")
     async def api_catalog():
-        return catalog_json(mirror)
+        return {**catalog_json(mirror), "features": features}
 
     @app.post(
         "/api/snapshot",
-        dependencies=[Depends(auth)],
         response_model=SnapshotReply,
         summary="Save the customer's photo (only when enabled)",
+        responses=_errors(401, 403, 409),
+        **protected,
     )
     async def api_snapshot():
-        if snapshots is None or not cfg.snapshots.enabled:
+        if not features["snapshots"]:
             raise HTTPException(status_code=403, detail="saving photos is disabled on this kiosk")
         _, jpeg = mirror.out.latest()
         if not jpeg:
@@ -190,50 +374,46 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
 
     # ------------------------------------------------------------------ live channels
 
-    @app.get("/stream.mjpg", dependencies=[Depends(auth)], summary="Live mirror image (MJPEG)")
-    async def stream(request: Request):
-        period = 1.0 / cfg.server.stream_fps
-
-        async def frames():
-            last = -1
-            state["clients"] += 1
-            try:
-                while not await request.is_disconnected():
-                    seq, jpeg = mirror.out.latest()
-                    if seq != last and jpeg:
-                        if last >= 0 and seq > last + 1:
-                            state["client_drops"] += seq - last - 1
-                        last = seq
-                        yield (
-                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-                            + jpeg
-                            + b"\r\n"
-                        )
-                    await asyncio.sleep(period)
-            finally:
-                state["clients"] -= 1
-
+    @app.get(
+        "/stream.mjpg",
+        summary="Live mirror image (MJPEG); each viewer gets the latest frame at its own pace",
+        response_class=StreamingResponse,
+        responses={**_errors(401), 200: {"content": {"multipart/x-mixed-replace": {}}}},
+        **protected,
+    )
+    async def stream():
         return StreamingResponse(
-            frames(),
+            mjpeg_frames(mirror.out, cfg.server.stream_fps, state),
             media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-            headers={"Cache-Control": "no-store"},
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    @app.get("/frame.jpg", dependencies=[Depends(auth)], summary="The latest mirror image (one JPEG)")
+    @app.get(
+        "/frame.jpg",
+        summary="The latest mirror image (one JPEG)",
+        response_class=Response,
+        responses={**_errors(401, 503), 200: {"content": {"image/jpeg": {}}}},
+        **protected,
+    )
     async def frame():
         seq, jpeg = mirror.out.latest()
         if not jpeg:
             raise HTTPException(status_code=503, detail="no frame yet")
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store", "X-Frame-Seq": str(seq)})
 
-    @app.get("/api/events", dependencies=[Depends(auth)], summary="Live state updates (Server-Sent Events)")
-    async def events(request: Request, interval: float = 0.5):
-        interval = min(max(interval, 0.1), 10.0)
-
+    @app.get(
+        "/api/events",
+        summary="Live state updates (Server-Sent Events)",
+        response_class=StreamingResponse,
+        responses={**_errors(401, 422), 200: {"content": {"text/event-stream": {}}}},
+        **protected,
+    )
+    async def events(request: Request, interval: float = Query(0.5, ge=0.1, le=10.0, description="Seconds.")):
         async def gen():
             last = None
+            yield "retry: 1500\n\n"
             while not await request.is_disconnected():
-                body = json.dumps(mirror_state(mirror))
+                body = json.dumps(current_state())
                 if body != last:
                     yield f"event: state\ndata: {body}\n\n"
                     last = body
@@ -241,12 +421,91 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
                     yield ": keep-alive\n\n"
                 await asyncio.sleep(interval)
 
-        return StreamingResponse(gen(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        return StreamingResponse(
+            gen(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
     return app
 
 
+async def mjpeg_frames(out, max_fps: float, state: dict[str, Any], poll_s: float = 0.005):
+    """Multipart JPEG parts: the newest frame whenever there is one, at most ``max_fps`` per second.
+
+    A viewer that reads slowly blocks only its own generator (in ``send``); when it
+    catches up it gets the latest frame, and the frames it missed are counted.
+    """
+    loop = asyncio.get_running_loop()
+    # A little under the period, so a viewer at the pipeline's own rate does not alias down to half.
+    min_gap = 0.9 / max_fps
+    last = -1
+    state["clients"] += 1
+    try:
+        while True:
+            seq, jpeg = out.latest()
+            if seq == last or not jpeg:
+                await asyncio.sleep(poll_s)
+                continue
+            if last >= 0 and seq > last + 1:
+                state["client_drops"] += seq - last - 1
+            last = seq
+            sent = loop.time()
+            yield (
+                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                + jpeg
+                + b"\r\n"
+            )
+            await asyncio.sleep(max(0.0, sent + min_gap - loop.time()))
+    finally:
+        state["clients"] -= 1
+
+
 Mode = Literal["attract", "mirror"]
+
+
+def jpeg_size(jpeg: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, without decoding it."""
+    i = 2
+    n = len(jpeg)
+    while i + 9 < n:
+        if jpeg[i] != 0xFF:
+            return None
+        marker = jpeg[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = int.from_bytes(jpeg[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h = int.from_bytes(jpeg[i + 5 : i + 7], "big")
+            w = int.from_bytes(jpeg[i + 7 : i + 9], "big")
+            return w, h
+        i += 2 + length
+    return None
+
+
+def face_regions(mirror, face) -> dict[str, list[float]] | None:
+    """Face and lips boxes [x0, y0, x1, y1] in the shown image, as fractions of its size."""
+    _, jpeg = mirror.out.latest()
+    size = jpeg_size(jpeg) if jpeg else None
+    if face is None or size is None:
+        return None
+    w, h = size
+    classes = list(mirror.analyzer.parser.metadata.classes)
+    m = face.output_to_image()
+    out: dict[str, list[float]] = {}
+    groups = {"face": [c for c in classes if c not in ("background", "hair")], "lips": list(LIP_CLASSES)}
+    for name, group in groups.items():
+        ids = [classes.index(c) for c in group if c in classes]
+        vs, us = np.nonzero(np.isin(face.labels, ids))
+        if len(us) < 3:
+            continue
+        pts = np.stack([us, vs, np.ones_like(us)], axis=1).astype(np.float64) @ m.T
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        if mirror.cfg.render.mirror:
+            x0, x1 = w - 1 - x1, w - 1 - x0
+        box = [x0 / w, y0 / h, x1 / w, y1 / h]
+        out[name] = [round(float(min(max(v, 0.0), 1.0)), 4) for v in box]
+    return out
 
 
 def mirror_state(mirror) -> dict[str, Any]:
@@ -268,19 +527,28 @@ def mirror_state(mirror) -> dict[str, Any]:
                     "reason": r.reason,
                 }
             )
-    now = time.monotonic()
+    now = mirror.clock()
+    look = s.look
     return {
         "mode": "mirror" if face is not None else "attract",
         "face_present": face is not None,
         "face_score": None if face is None else round(float(face.face_score), 3),
+        "no_face_s": None if face is not None or not s.last_face else round(now - s.last_face, 1),
+        "regions": face_regions(mirror, face),
         "tone": None
         if tone is None
         else {"monk": tone.monk, "undertone": tone.undertone, "label": f"{tone.undertone} undertone, Monk {tone.monk}"},
         "look": s.look_name,
+        "layers": [
+            {"kind": lay.kind, "sku": lay.sku, "color": lay.color, "intensity": lay.intensity}
+            for lay in getattr(look, "layers", [])
+        ],
         "compare": s.compare,
         "recommendations": recs,
+        "session": hashlib.blake2s(repr(s.started).encode(), digest_size=4).hexdigest(),
         "session_age_s": round(now - s.started, 1),
-        "fps": round(mirror.fps.rate(now), 1),
+        "reset_after_s": mirror.cfg.session.reset_after_s,
+        "fps": round(mirror.fps.rate(time.monotonic()), 1),
         "camera": mirror.camera_state,
     }
 
@@ -293,10 +561,14 @@ def catalog_json(mirror) -> dict[str, Any]:
     products = [json.loads(p.model_dump_json()) for p in cat.products] if cat is not None else []
     looks = {}
     for name, look in builtin_looks().items():
-        looks[name] = {"name": name, "title": getattr(look, "title", name)}
+        looks[name] = {"name": name, "title": getattr(look, "title", name), "colors": [x.color for x in look.layers]}
     if cat is not None:
         for look in cat.looks:
-            looks[look.name] = {"name": look.name, "title": getattr(look, "title", look.name)}
+            looks[look.name] = {
+                "name": look.name,
+                "title": getattr(look, "title", look.name),
+                "colors": [x.color for x in look.layers],
+            }
     return {"products": products, "looks": list(looks.values())}
 
 

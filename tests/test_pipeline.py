@@ -51,7 +51,7 @@ def test_tracker_box_from_labels_maps_back_to_the_image():
     from edge.types import FaceAnalysis
 
     fa = FaceAnalysis(box, crop_matrix(box, geo), parser._probs, fake_labels(), 0.99)
-    nb = box_from_probs(fake_labels(), fa.output_to_image(), box, 20)
+    nb = box_from_probs(parser._probs, fa.output_to_image(), box, 20)
     # The fake face fills the crop as the geometry implies: the box is stable (a fixed point).
     assert abs(nb.cx - box.cx) < 0.06 * box.size and abs(nb.size - box.size) < 0.15 * box.size
     assert an.tracking is False
