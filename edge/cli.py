@@ -435,6 +435,7 @@ def convert(
     max_drop: Annotated[float, typer.Option(help="Largest mean-F1 drop the gate accepts.")] = 0.01,
     quantization: Annotated[str, typer.Option(help="int8 (default) | float16 | dynamic.")] = "int8",
     val_limit: Annotated[int | None, typer.Option(help="Limit validation samples for the gate.")] = None,
+    per_channel: Annotated[bool, typer.Option(help="Per-channel weight scales (larger file).")] = False,
 ) -> None:
     """Quantize a trained run to a TFLite bundle and gate its accuracy."""
     _require_tensorflow("convert")
@@ -442,7 +443,13 @@ def convert(
 
     try:
         report = convert_run(
-            run_dir, out, calibration=calibration, max_drop=max_drop, quantization=quantization, val_limit=val_limit
+            run_dir,
+            out,
+            calibration=calibration,
+            max_drop=max_drop,
+            quantization=quantization,
+            val_limit=val_limit,
+            per_channel=per_channel,
         )
     except GateFailed as e:
         _fail(f"accuracy gate failed: {e}", code=3)

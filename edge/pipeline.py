@@ -11,6 +11,9 @@ taken from ``time.monotonic()``.
 from __future__ import annotations
 
 import logging
+import re
+import shutil
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -102,6 +105,8 @@ class Health:
     last_frame_age_s: float | None
     model: str
     extras: dict[str, Any] = field(default_factory=dict)
+    state: str = "ok"
+    """A stable key for the health loop's change-only logging (``reason`` carries live numbers)."""
 
 
 class Mirror:
@@ -130,14 +135,27 @@ class Mirror:
         self.face: FaceAnalysis | None = None
         self.model_path = Path(cfg.model.path)
         self.model_errors: list[str] = []
+        self.model_swaps = 0
+        # A refused bundle is final only once its files have stayed unchanged this long, so a
+        # .tflite and .json replaced one after the other never log a transient hash mismatch.
+        self.model_settle_s = 2.0
         self._model_sig = self._file_sig(self.model_path)
         self._bad_sig: tuple | None = None
+        self._pending_sig: tuple | None = None
+        self._pending_t = 0.0
+        self._next_parser = None
+        self._swap_lock = threading.Lock()
+        self.frame_errors = 0
+        self._last_frame_error = ("", 0.0)
+        self.health_interval = 1.0
+        self.pi_health = PiHealth()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._tone_smoother = None
         self.session = self._new_session()
-        self._last_health: tuple[bool, str] | None = None
+        self._last_health: str | None = None
+        self._last_pi: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ session
 
@@ -228,6 +246,10 @@ class Mirror:
 
     def step(self, frame: np.ndarray, t_captured: float | None = None) -> bytes:
         """Run every stage on one frame and publish it; returns the JPEG."""
+        if self._next_parser is not None:  # a hot-swapped model takes over between two frames
+            with self._swap_lock:
+                nxt, self._next_parser = self._next_parser, None
+            self.analyzer.set_parser(nxt)
         t0 = time.monotonic()
         now = self.clock()
         if t_captured is not None:
@@ -298,22 +320,46 @@ class Mirror:
             frame, t = got
             try:
                 self.step(frame, t)
-            except Exception:
-                # One bad frame is logged and skipped; the stream goes on.
-                log.exception("frame processing failed")
+            except Exception as e:
+                # One bad frame is skipped; the stream goes on. A repeating error is logged
+                # once a minute, not 30 times a second.
+                self.frame_errors += 1
+                key, now = f"{type(e).__name__}: {e}", time.monotonic()
+                last, t_last = self._last_frame_error
+                if key != last or now - t_last > 60.0:
+                    self._last_frame_error = (key, now)
+                    log.exception("frame processing failed (%d so far)", self.frame_errors)
+
+    def health_tick(self) -> Health:
+        """One round of the health loop: model hot-swap, health, change-only logs, watchdog."""
+        self.check_model()
+        self.pi_health.get(self.pi_health.ttl_s)
+        h = self.health()
+        if h.state != self._last_health:
+            (log.info if h.healthy else log.warning)("health: %s", h.reason)
+            self._last_health = h.state
+            if self.notifier:
+                self.notifier.status(h.reason)
+        pi = {k: h.extras[k] for k in ("under_voltage", "throttling_now") if k in h.extras}
+        if pi != self._last_pi:
+            bad = [k for k, v in pi.items() if v]
+            if bad:
+                log.warning("raspberry pi: %s (throttled=%s)", ", ".join(bad), h.extras.get("throttled"))
+            elif self._last_pi:
+                log.info("raspberry pi: no longer under-voltage or throttled")
+            self._last_pi = pi
+        # The watchdog is fed only while frames flow: a stuck camera or pipeline gets the
+        # daemon restarted by systemd after WatchdogSec.
+        if h.healthy and self.notifier:
+            self.notifier.watchdog()
+        return h
 
     def _health_loop(self) -> None:
-        while not self._stop.wait(1.0):
-            self.check_model()
-            h = self.health()
-            key = (h.healthy, h.reason)
-            if key != self._last_health:
-                (log.info if h.healthy else log.warning)("health: %s", h.reason)
-                self._last_health = key
-                if self.notifier:
-                    self.notifier.status(h.reason)
-            if h.healthy and self.notifier:
-                self.notifier.watchdog()
+        while not self._stop.wait(self.health_interval):
+            try:
+                self.health_tick()
+            except Exception:  # the loop must survive; the watchdog is not fed this round
+                log.exception("health check failed")
 
     def start(self) -> None:
         """Start the capture, processing and health threads."""
@@ -338,78 +384,169 @@ class Mirror:
     # ------------------------------------------------------------------ model
 
     @staticmethod
-    def _file_sig(path: Path) -> tuple | None:
+    def _file_sig(path: Path) -> tuple:
+        """Identity of the bundle's two files; ``("missing",)`` when either is absent."""
         try:
             st = path.stat()
             side = path.with_suffix(".json").stat()
         except OSError:
-            return None
+            return ("missing",)
         return (st.st_mtime_ns, st.st_size, st.st_ino, side.st_mtime_ns, side.st_size, side.st_ino)
 
+    @property
+    def parser(self):
+        """The parser the next frame will use (a swapped-in one before the hot loop picks it up)."""
+        nxt = self._next_parser
+        return self.analyzer.parser if nxt is None else nxt
+
     def check_model(self) -> bool:
-        """Hot-swap: load the bundle again if its files changed. Returns True on a swap."""
+        """Hot-swap: load the bundle again if its files changed. Returns True on a swap.
+
+        The new bundle is validated and loaded here (off the hot loop) and handed to the
+        processing thread, which switches between two frames. A bundle that fails is
+        retried while its files keep changing (the .tflite and the .json are often
+        replaced one after the other); once both have been unchanged for
+        ``model_settle_s`` the refusal is final: logged once, recorded in
+        ``model_errors``, and the running model carries on until either file changes again.
+        """
         if not self.cfg.model.watch:
             return False
         sig = self._file_sig(self.model_path)
-        if sig is None or sig == self._model_sig or sig == self._bad_sig:
+        if sig == self._model_sig or sig == self._bad_sig:
             return False
+        from edge.contract import BundleError
         from edge.runtime import open_parser
 
+        now = time.monotonic()
         try:
+            if sig == ("missing",):
+                raise BundleError(f"{self.model_path}: model file or its .json metadata is missing")
             parser = open_parser(self.model_path, self.cfg.model.runtime, self.cfg.model.threads)
         except Exception as e:
+            if sig != self._pending_sig:
+                self._pending_sig, self._pending_t = sig, now
+            if now - self._pending_t < self.model_settle_s:
+                log.debug("new model not loadable yet, retrying while its files change: %s", e)
+                return False
+            self._pending_sig = None
             self._bad_sig = sig
             msg = f"new model refused, keeping the running one: {e}"
-            self.model_errors.append(msg)
+            self.model_errors = [*self.model_errors[-19:], msg]
             log.error(msg)
             return False
-        self.analyzer.set_parser(parser)
-        self._model_sig = sig
-        self._bad_sig = None
-        log.info("model swapped: %s (%s)", self.model_path, parser.metadata.tflite_sha256[:12])
+        if self._file_sig(self.model_path) != sig:
+            return False  # replaced again while loading: take the newest on the next check
+        self._model_sig, self._bad_sig, self._pending_sig = sig, None, None
+        if self._threads:
+            with self._swap_lock:
+                self._next_parser = parser
+        else:
+            self.analyzer.set_parser(parser)
+        self.model_swaps += 1
+        log.info("model swapped: %s (%s %s)", self.model_path, parser.metadata.name, parser.metadata.tflite_sha256[:12])
         return True
 
     # ------------------------------------------------------------------ state
 
     def health(self) -> Health:
-        """Healthy only while frames are flowing."""
+        """Healthy only while frames are flowing. Never forks or blocks (Pi data is cached)."""
         now = time.monotonic()
         age = None if self.last_frame_t is None else now - self.last_frame_t
         meta = self.analyzer.parser.metadata
         fps = self.fps.rate(now)
         if self.camera_state != "ok":
             reason = f"camera {self.camera_state}: {self.camera_error}" if self.camera_error else "camera starting"
-            healthy = False
+            healthy, state = False, f"camera-{self.camera_state}"
         elif age is None or age > self.cfg.health.max_frame_age_s:
             healthy, reason = False, "no frames" if age is None else f"last frame {age:.1f} s ago"
+            state = "no-frames"
         elif self.out.seq == 0 or now - self.out.t > self.cfg.health.max_frame_age_s:
-            healthy, reason = False, "pipeline stalled"
+            healthy, reason, state = False, "pipeline stalled", "stalled"
         else:
-            healthy, reason = True, f"ok, {fps:.0f} fps"
-        extras = {"camera_gaps": self.camera_gaps, "model_errors": self.model_errors[-3:]}
-        extras.update(read_pi_health())
-        return Health(healthy, reason, self.camera_state, fps, age, f"{meta.name} {meta.tflite_sha256[:12]}", extras)
+            healthy, reason, state = True, f"ok, {fps:.0f} fps", "ok"
+        extras = {
+            "camera_gaps": self.camera_gaps,
+            "frame_errors": self.frame_errors,
+            "model_swaps": self.model_swaps,
+            "model_errors": self.model_errors[-3:],
+        }
+        # The health loop refreshes this every ttl_s; a request only refreshes a very stale value.
+        extras.update(self.pi_health.get(3 * self.pi_health.ttl_s))
+        model = f"{meta.name} {meta.tflite_sha256[:12]}"
+        return Health(healthy, reason, self.camera_state, fps, age, model, extras, state)
+
+
+THROTTLED_SYSFS = Path("devices/platform/soc/soc:firmware/get_throttled")
+"""The firmware's throttling flags (hex), relative to /sys; read without forking vcgencmd."""
+
+THROTTLE_BITS = {
+    0: "under_voltage",
+    1: "freq_capped",
+    2: "throttling_now",
+    3: "soft_temp_limit",
+    16: "under_voltage_occurred",
+    17: "freq_capped_occurred",
+    18: "throttling_occurred",
+    19: "soft_temp_limit_occurred",
+}
+"""Bits of ``vcgencmd get_throttled``: 0-3 are now, 16-19 since boot."""
+
+
+def read_throttled(sys_root: Path = Path("/sys"), vcgencmd: str = "vcgencmd") -> int | None:
+    """The throttling flags: from sysfs when the firmware exposes them, else ``vcgencmd``; None off a Pi."""
+    try:
+        return int((sys_root / THROTTLED_SYSFS).read_text().strip(), 16)
+    except (OSError, ValueError):
+        pass
+    exe = shutil.which(vcgencmd)
+    if exe is None:
+        return None
+    try:
+        res = subprocess.run([exe, "get_throttled"], capture_output=True, text=True, timeout=1, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"throttled=(0x[0-9a-fA-F]+)", res.stdout)
+    return int(m.group(1), 16) if m else None
 
 
 def read_pi_health(sys_root: Path = Path("/sys"), vcgencmd: str = "vcgencmd") -> dict[str, Any]:
-    """CPU temperature (°C) and throttling flags on a Raspberry Pi; {} elsewhere."""
+    """CPU temperature (°C) and throttling flags on a Raspberry Pi; what is available elsewhere."""
     out: dict[str, Any] = {}
     temp = sys_root / "class" / "thermal" / "thermal_zone0" / "temp"
     try:
         out["cpu_temp_c"] = int(temp.read_text().strip()) / 1000.0
     except (OSError, ValueError):
         pass
-    import shutil
-    import subprocess
-
-    if shutil.which(vcgencmd):
-        try:
-            res = subprocess.run([vcgencmd, "get_throttled"], capture_output=True, text=True, timeout=1)
-            val = res.stdout.strip().split("=")[-1]
-            flags = int(val, 16)
-            out["throttled"] = hex(flags)
-            out["under_voltage"] = bool(flags & 0x1)
-            out["throttling_now"] = bool(flags & 0x4)
-        except (OSError, ValueError, subprocess.SubprocessError):
-            pass
+    flags = read_throttled(sys_root, vcgencmd)
+    if flags is not None:
+        out["throttled"] = hex(flags)
+        out.update({name: bool(flags >> bit & 1) for bit, name in THROTTLE_BITS.items()})
     return out
+
+
+class PiHealth:
+    """:func:`read_pi_health`, cached: /healthz never forks ``vcgencmd`` per request, never blocks."""
+
+    def __init__(
+        self, sys_root: Path = Path("/sys"), vcgencmd: str = "vcgencmd", ttl_s: float = 5.0, clock=time.monotonic
+    ):
+        self.sys_root, self.vcgencmd, self.ttl_s, self.clock = Path(sys_root), vcgencmd, ttl_s, clock
+        self.reads = 0
+        self._value: dict[str, Any] = {}
+        self._t: float | None = None
+        self._lock = threading.Lock()
+
+    def get(self, max_age_s: float | None = None) -> dict[str, Any]:
+        """The last reading, refreshed first when older than ``max_age_s`` (default ``ttl_s``).
+
+        When another thread is refreshing, the previous reading is returned at once.
+        """
+        max_age = self.ttl_s if max_age_s is None else max_age_s
+        if (self._t is None or self.clock() - self._t >= max_age) and self._lock.acquire(blocking=False):
+            try:
+                self._value = read_pi_health(self.sys_root, self.vcgencmd)
+                self._t = self.clock()
+                self.reads += 1
+            finally:
+                self._lock.release()
+        return dict(self._value)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections import deque
 
 
 class Notifier:
@@ -17,7 +18,9 @@ class Notifier:
         if addr.startswith("@"):  # abstract namespace
             addr = "\0" + addr[1:]
         self._addr = addr or None
-        self.sent: list[str] = []
+        # The last messages sent (for tests and debugging); bounded, since the watchdog is
+        # fed every second for months.
+        self.sent: deque[str] = deque(maxlen=256)
 
     @property
     def enabled(self) -> bool:

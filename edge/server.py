@@ -54,6 +54,9 @@ class LookRequest(BaseModel):
     intensity: float = Field(0.7, ge=0.0, le=1.0, description="Intensity for a single product.")
     add: bool = Field(False, description="With sku: add to the current look instead of replacing it.")
     remove: bool = Field(False, description="With sku: take this product off the current look.")
+    clear: Literal["lips", "cheeks", "eyes", "brows", "face"] | None = Field(
+        None, description="Take every layer of this category off the current look."
+    )
 
 
 class CompareRequest(BaseModel):
@@ -309,8 +312,16 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
         **protected,
     )
     async def put_look(req: LookRequest):
-        if (req.name is None) == (req.sku is None):
-            raise HTTPException(status_code=400, detail="give exactly one of 'name' or 'sku'")
+        if sum(x is not None for x in (req.name, req.sku, req.clear)) != 1:
+            raise HTTPException(status_code=400, detail="give exactly one of 'name', 'sku' or 'clear'")
+        if req.clear is not None:
+            from edge.catalog import CATEGORY_KINDS
+
+            kinds = set(CATEGORY_KINDS[req.clear])
+            current = mirror.session.look
+            layers = [lay for lay in current.layers if lay.kind not in kinds]
+            mirror.set_look(current.model_copy(update={"name": "custom", "layers": layers}), "custom")
+            return look_reply()
         if req.name is not None:
             if req.add or req.remove:
                 raise HTTPException(status_code=400, detail="'add' and 'remove' go with 'sku', not 'name'")
