@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -71,6 +72,55 @@ def build_mirror(cfg, notifier=None):
     return mirror
 
 
+def end_streams_on_shutdown(app, stopping, poll_s: float = 0.1):
+    """ASGI wrapper: once ``stopping()`` is true, a request's ``receive`` reports a disconnect.
+
+    Live channels (the MJPEG stream, server-sent events) end when their client disconnects;
+    this makes them end within ``poll_s`` of SIGTERM/SIGINT too, instead of being cancelled
+    (with a traceback in the journal) when uvicorn's graceful-shutdown timeout runs out.
+    """
+    disconnect = {"type": "http.disconnect"}
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        response = {"started": False, "complete": False, "cut": False}
+
+        async def receive_or_disconnect():
+            if stopping():
+                response["cut"] = True
+                return disconnect
+            task = asyncio.ensure_future(receive())
+            try:
+                while True:
+                    done, _ = await asyncio.wait({task}, timeout=poll_s)
+                    if done:
+                        return task.result()
+                    if stopping():
+                        task.cancel()
+                        response["cut"] = True
+                        return disconnect
+            except BaseException:
+                task.cancel()
+                raise
+
+        async def tracking_send(message):
+            if message["type"] == "http.response.start":
+                response["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                response["complete"] = True
+            await send(message)
+
+        await app(scope, receive_or_disconnect, tracking_send)
+        if response["cut"] and response["started"] and not response["complete"]:
+            # End the chunked body cleanly: the client sees the stream close, not a reset.
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return wrapped
+
+
 def serve(cfg) -> None:
     """Run until SIGTERM or SIGINT; both take the same graceful path (< 2 s)."""
     import uvicorn
@@ -99,8 +149,9 @@ def serve(cfg) -> None:
             log.info("stopped in %.2f s", time.monotonic() - t0)
 
     app = create_app(mirror, cfg, token=token, snapshots=snapshots, lifespan=lifespan)
+    server: uvicorn.Server | None = None
     config = uvicorn.Config(
-        app,
+        end_streams_on_shutdown(app, lambda: server is not None and server.should_exit),
         host=cfg.server.host,
         port=cfg.server.port,
         log_level="warning",

@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -44,43 +44,56 @@ def is_loopback(host: str) -> bool:
 # ---------------------------------------------------------------------- request and reply models
 
 
-class LookRequest(BaseModel):
-    """Choose a look: a named look, or one product at an intensity (alone, added or removed)."""
+class LookByName(BaseModel):
+    """Wear a named look (from the catalogue or the built-ins)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, max_length=64, description="A look from the catalogue or the built-ins.")
-    sku: str | None = Field(None, max_length=64, description="A single catalogue product to try.")
-    intensity: float = Field(0.7, ge=0.0, le=1.0, description="Intensity for a single product.")
-    add: bool = Field(False, description="With sku: add to the current look instead of replacing it.")
-    remove: bool = Field(False, description="With sku: take this product off the current look.")
-    clear: Literal["lips", "cheeks", "eyes", "brows", "face"] | None = Field(
-        None, description="Take every layer of this category off the current look."
-    )
+    name: str = Field(max_length=64, description="A look from the catalogue or the built-ins.")
 
 
-class CompareRequest(BaseModel):
-    """Before/after: ``on`` (hold to compare) or ``mode`` (off, before, split)."""
+class LookBySku(BaseModel):
+    """Try one catalogue product: alone (``try``), on top of the current look (``add``), or take it off."""
 
     model_config = ConfigDict(extra="forbid")
 
-    on: bool | None = Field(None, description="True shows the face without makeup (same as mode 'before').")
-    mode: CompareMode | None = Field(
-        None, description="off: makeup; before: no makeup; split: left half without, right half with makeup."
+    sku: str = Field(max_length=64, description="A catalogue product.")
+    intensity: float = Field(0.7, ge=0.0, le=1.0, description="Intensity of the product.")
+    action: Literal["try", "add", "remove"] = Field(
+        "try", description="try: this product alone; add: replace its layer in the current look; remove: take it off."
     )
 
-    @model_validator(mode="after")
-    def _one(self) -> CompareRequest:
-        if (self.on is None) == (self.mode is None):
-            raise ValueError("give exactly one of 'on' or 'mode'")
-        return self
 
-    @property
-    def resolved(self) -> CompareMode:
-        """The requested mode."""
-        if self.mode is not None:
-            return self.mode
-        return "before" if self.on else "off"
+class LookClear(BaseModel):
+    """Take every product of one category off the current look."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clear: Literal["lips", "cheeks", "eyes", "brows", "face"] = Field(description="The category to take off.")
+
+
+LookRequest = LookByName | LookBySku | LookClear
+
+
+class CompareHold(BaseModel):
+    """Hold to compare: True shows the face without makeup."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    on: bool = Field(description="True shows the face without makeup (mode 'before').")
+
+
+class CompareSet(BaseModel):
+    """Before/after mode."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: CompareMode = Field(
+        description="off: makeup; before: no makeup; split: the shown left half without, the right half with makeup."
+    )
+
+
+CompareRequest = CompareHold | CompareSet
 
 
 class ErrorReply(BaseModel):
@@ -112,7 +125,6 @@ class SnapshotReply(BaseModel):
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
-        400: "Inconsistent request",
         401: "Token required",
         403: "Refused (disabled, or a foreign origin)",
         404: "Unknown look or product",
@@ -308,46 +320,38 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
         "/api/look",
         response_model=LookReply,
         summary="Choose a look, or try, add or remove one product",
-        responses=_errors(400, 401, 403, 404, 422),
+        responses=_errors(401, 403, 404, 422),
         **protected,
     )
     async def put_look(req: LookRequest):
-        if sum(x is not None for x in (req.name, req.sku, req.clear)) != 1:
-            raise HTTPException(status_code=400, detail="give exactly one of 'name', 'sku' or 'clear'")
-        if req.clear is not None:
-            from edge.catalog import CATEGORY_KINDS
-
-            kinds = set(CATEGORY_KINDS[req.clear])
-            current = mirror.session.look
-            layers = [lay for lay in current.layers if lay.kind not in kinds]
-            mirror.set_look(current.model_copy(update={"name": "custom", "layers": layers}), "custom")
-            return look_reply()
-        if req.name is not None:
-            if req.add or req.remove:
-                raise HTTPException(status_code=400, detail="'add' and 'remove' go with 'sku', not 'name'")
+        current = mirror.session.look
+        if isinstance(req, LookByName):
             try:
                 look = mirror._resolve_look(req.name)
             except KeyError:
                 raise HTTPException(status_code=404, detail=f"unknown look {req.name!r}") from None
             mirror.set_look(look, req.name)
-            return look_reply()
-        if req.add and req.remove:
-            raise HTTPException(status_code=400, detail="give at most one of 'add' or 'remove'")
-        if mirror.catalog is None:
-            raise HTTPException(status_code=404, detail="this kiosk has no catalogue")
-        try:
-            single = mirror.catalog.look_for(req.sku, req.intensity)
-        except KeyError:
-            raise HTTPException(status_code=404, detail=f"unknown sku {req.sku!r}") from None
-        current = mirror.session.look
-        if req.remove:
-            layers = [lay for lay in current.layers if lay.sku != req.sku]
-            single = current.model_copy(update={"name": "custom", "layers": layers})
-        elif req.add:
-            kinds = {x.kind for x in single.layers}
+        elif isinstance(req, LookClear):
+            from edge.catalog import CATEGORY_KINDS
+
+            kinds = set(CATEGORY_KINDS[req.clear])
             layers = [lay for lay in current.layers if lay.kind not in kinds]
-            single = single.model_copy(update={"name": "custom", "layers": layers + list(single.layers)})
-        mirror.set_look(single, single.name)
+            mirror.set_look(current.model_copy(update={"name": "custom", "layers": layers}), "custom")
+        else:
+            if mirror.catalog is None:
+                raise HTTPException(status_code=404, detail="this kiosk has no catalogue")
+            try:
+                single = mirror.catalog.look_for(req.sku, req.intensity)
+            except KeyError:
+                raise HTTPException(status_code=404, detail=f"unknown sku {req.sku!r}") from None
+            if req.action == "remove":
+                layers = [lay for lay in current.layers if lay.sku != req.sku]
+                single = current.model_copy(update={"name": "custom", "layers": layers})
+            elif req.action == "add":
+                kinds = {x.kind for x in single.layers}
+                layers = [lay for lay in current.layers if lay.kind not in kinds]
+                single = single.model_copy(update={"name": "custom", "layers": layers + list(single.layers)})
+            mirror.set_look(single, single.name)
         return look_reply()
 
     @app.put(
@@ -358,7 +362,7 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
         **protected,
     )
     async def put_compare(req: CompareRequest):
-        mode = req.resolved
+        mode = req.mode if isinstance(req, CompareSet) else ("before" if req.on else "off")
         mirror.set_compare(mode == "before")
         split.set(mode == "split")
         return CompareReply(compare=mirror.session.compare, mode=mode)

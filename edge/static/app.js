@@ -176,11 +176,11 @@
   const chooseLook = (name) => { focusSku = null; return send("PUT", "/api/look", { name }); };
   function chooseSku(sku) {
     focusSku = sku;
-    return send("PUT", "/api/look", { sku, intensity: $("#intensity").value / 100, add: true });
+    return send("PUT", "/api/look", { sku, intensity: $("#intensity").value / 100, action: "add" });
   }
   function removeSku(sku) {
     if (focusSku === sku) focusSku = null;
-    return send("PUT", "/api/look", { sku, remove: true });
+    return send("PUT", "/api/look", { sku, action: "remove" });
   }
 
   document.querySelectorAll("#categories button").forEach((b) => b.addEventListener("click", () => selectCategory(b.dataset.cat)));
