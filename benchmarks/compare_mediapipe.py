@@ -78,7 +78,7 @@ def run(frames: int = 300, threads: int = 2) -> dict:
     cfg = load_config(None)
     parser = open_parser(cfg.model.path, "litert", threads)
     det = make_detector(cfg.detector)
-    src = Demo(DemoSource(fps=1000))
+    src = Demo(DemoSource(fps=240))
     src.open()
     frame = src.read()
     box = primary_face(det.detect(frame), frame.shape[1], frame.shape[0])
