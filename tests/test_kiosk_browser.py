@@ -36,22 +36,49 @@ def decode(jpeg: bytes) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float64)
 
 
+_PARSER = {}
+
+
+def _lip_mask(frame: np.ndarray) -> np.ndarray | None:
+    """The lips' pixels of a shown frame, found by running the default model on it here."""
+    import cv2
+
+    from edge.analysis import analyze_still, labels_to_image
+    from edge.config import load_config
+    from edge.contract import CLASS_ID
+    from edge.detectors import make_detector
+    from edge.runtime import open_parser
+
+    if not _PARSER:
+        cfg = load_config(None)
+        _PARSER.update(parser=open_parser(cfg.model.path), det=make_detector(cfg.detector), cfg=cfg.analysis)
+    rgb = frame.astype(np.uint8)
+    faces = analyze_still(_PARSER["parser"], _PARSER["det"], _PARSER["cfg"], rgb)
+    if not faces:
+        return None
+    labels = labels_to_image(faces[:1], *rgb.shape[:2], len(_PARSER["parser"].metadata.classes))
+    lips = np.isin(labels, [CLASS_ID["upper_lip"], CLASS_ID["lower_lip"]]).astype(np.uint8)
+    # Away from the edges, so a mask off by a pixel does not mix in skin or teeth.
+    lips = cv2.erode(lips, np.ones((3, 3), np.uint8)) > 0
+    return lips if lips.sum() >= 20 else None
+
+
 def lips_colour(url: str, samples: int = 4) -> np.ndarray:
-    """Mean RGB of the inner lips in the shown image, from /api/state's lips box and /frame.jpg."""
+    """Mean RGB of the lips in the shown image (/frame.jpg), over the lips' own pixels.
+
+    The demo face moves and smiles, so a fixed box would mix in skin and teeth;
+    the lips are found in each grabbed frame itself.
+    """
     means = []
     for _ in range(samples * 4):
-        regions = get(url, "/api/state").json()["regions"]
         frame = decode(get(url, "/frame.jpg").content)
-        if regions and "lips" in regions:
-            h, w = frame.shape[:2]
-            x0, y0, x1, y1 = regions["lips"]
-            cx, cy, hw, hh = (x0 + x1) / 2 * w, (y0 + y1) / 2 * h, (x1 - x0) * w * 0.3, (y1 - y0) * h * 0.25
-            patch = frame[int(cy - hh) : int(cy + hh) + 1, int(cx - hw) : int(cx + hw) + 1]
-            means.append(patch.reshape(-1, 3).mean(axis=0))
+        mask = _lip_mask(frame)
+        if mask is not None:
+            means.append(frame[mask].mean(axis=0))
             if len(means) == samples:
                 break
         time.sleep(0.1)
-    assert means, "the daemon never reported a lips region"
+    assert means, "no lips found in the shown frames"
     return np.mean(means, axis=0)
 
 
