@@ -86,9 +86,7 @@ def _span(profile: np.ndarray) -> tuple[float, float] | None:
     return lo, hi
 
 
-def box_from_probs(
-    probs: np.ndarray, m_out_to_img: np.ndarray, box: FaceBox, min_pixels: int
-) -> FaceBox | None:
+def box_from_probs(probs: np.ndarray, m_out_to_img: np.ndarray, box: FaceBox, min_pixels: int) -> FaceBox | None:
     """The face box (with roll) implied by class probabilities, in image pixels.
 
     Args:
