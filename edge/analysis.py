@@ -124,6 +124,7 @@ class StageTimes:
     infer: float = 0.0
     post: float = 0.0
     detected: bool = False
+    skipped: bool = False
     extras: dict[str, float] = field(default_factory=dict)
 
 
@@ -141,6 +142,7 @@ class Analyzer:
         self._probs: np.ndarray | None = None
         self._filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(4)]
         self._since_detect = 0
+        self._idle_skip = 0
         self.detections = 0
         self.last = StageTimes()
 
@@ -181,9 +183,15 @@ class Analyzer:
         now = time.monotonic() if now is None else now
         box = self._box
         redetect = self.cfg.redetect_every and self._since_detect >= self.cfg.redetect_every
+        if box is None and self._idle_skip > 0:
+            # Nobody in view: look for a face only every few frames, to keep an idle kiosk cool.
+            self._idle_skip -= 1
+            times.skipped = True
+            return None
         if box is None or redetect:
             found = self._acquire(frame, times)
             if found is None and box is None:
+                self._idle_skip = self.cfg.idle_detect_every - 1
                 return None
             if found is not None and box is None:
                 box = found

@@ -137,6 +137,9 @@ class AnalysisConfig(_Strict):
     face_threshold: float = Field(0.5, ge=0, le=1, description="Face-present score below which the track is lost.")
     min_face_pixels: int = Field(60, ge=1, description="Fewest face-class pixels in the class map to keep tracking.")
     redetect_every: int = Field(0, ge=0, description="If > 0, also run the detector every N frames while tracking.")
+    idle_detect_every: int = Field(
+        3, ge=1, le=30, description="With no face in view, run the detector on every Nth frame only (saves CPU)."
+    )
     smooth_min_cutoff: float = Field(1.0, gt=0, description="One-Euro filter minimum cutoff (Hz) for the crop.")
     smooth_beta: float = Field(0.05, ge=0, description="One-Euro filter speed coefficient for the crop.")
     mask_ema: float = Field(0.5, gt=0, le=1, description="Weight of the newest class probabilities in crop space.")

@@ -195,6 +195,8 @@ class Mirror:
     def _analyze(self, frame: np.ndarray, now: float) -> FaceAnalysis | None:
         face = self.analyzer.analyze(frame, now)
         st = self.analyzer.last
+        if st.skipped:  # idle frame: the detector rested, nothing was measured
+            return face
         if st.detected:
             self.stats.add("detect", st.detect)
         self.stats.add("analyze", st.crop + st.infer + st.post + (st.detect if st.detected else 0.0))

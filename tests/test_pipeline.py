@@ -162,3 +162,16 @@ def test_session_resets_after_no_face(fake_cfg):
     now[0] = 8.0
     m.step(synthetic_frame())
     assert m.session.look_name == cfg.render.look
+
+
+def test_detector_rests_when_nobody_is_there():
+    """Guards against an idle kiosk running the detector on every frame (heat, throttling)."""
+    from edge.detectors.fake import FakeDetector
+
+    cfg = load_config(None, {"detector": {"kind": "fake", "box": None}, "analysis": {"idle_detect_every": 3}})
+    det = FakeDetector(cfg.detector)
+    an = Analyzer(FakeParser(), det, cfg.analysis)
+    frame = synthetic_frame(face=False)
+    for _ in range(9):
+        assert an.analyze(frame) is None
+    assert det.calls == 3
