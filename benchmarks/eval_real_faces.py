@@ -35,19 +35,11 @@ sys.path.insert(0, str(ROOT))
 GROUPS = ("lips", "eyes", "brows", "skin", "nose")
 
 
-def allowed_photos() -> dict[str, np.ndarray]:
-    """The real photos the project may use, as RGB."""
-    import matplotlib.cbook as cbook
-    from skimage.data import astronaut
-
-    grace = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    return {"astronaut": astronaut(), "grace_hopper": cv2.cvtColor(grace, cv2.COLOR_BGR2RGB)}
-
-
 def evaluate(model: Path | None = None) -> dict[str, dict[str, float]]:
     """Per photo, per group F1 of ``vanity analyze`` against the teacher."""
     from edge.contract import CLASS_GROUPS, CLASSES
     from training.metrics import confusion_matrix, group_f1
+    from training.real import allowed_photos
     from training.teacher import Teacher, label_image, merge_labels
 
     teacher = Teacher()

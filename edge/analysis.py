@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.contract import CLASS_ID, FACE_CLASSES, CropGeometry, FaceBox, crop_face, crop_matrix
+from edge.contract import CLASS_ID, FACE_CLASSES, CropGeometry, FaceBox, crop_matrix, warp_crop
 from edge.types import FaceAnalysis
 
 _FACE_IDS = np.array([CLASS_ID[c] for c in FACE_CLASSES])
@@ -86,11 +86,14 @@ def _span(profile: np.ndarray) -> tuple[float, float] | None:
     return lo, hi
 
 
-def box_from_probs(probs: np.ndarray, m_out_to_img: np.ndarray, box: FaceBox, min_pixels: int) -> FaceBox | None:
+def box_from_probs(
+    probs: np.ndarray, labels: np.ndarray, m_out_to_img: np.ndarray, box: FaceBox, min_pixels: int
+) -> FaceBox | None:
     """The face box (with roll) implied by class probabilities, in image pixels.
 
     Args:
         probs: (S, S, C) class probabilities in output space.
+        labels: (S, S) their argmax.
         m_out_to_img: 2x3 affine from output pixels to image pixels.
         box: the box the crop was made from (its roll is the crop's frame).
         min_pixels: fewer face pixels than this means no face.
@@ -107,7 +110,6 @@ def box_from_probs(probs: np.ndarray, m_out_to_img: np.ndarray, box: FaceBox, mi
     size = max(xs[1] - xs[0], ys[1] - ys[0]) * scale
     cx, cy = m_out_to_img @ np.array([u, v, 1.0])
     angle = box.angle_deg
-    labels = probs.argmax(-1)
     le = _centroid(labels == CLASS_ID["left_eye"])
     re = _centroid(labels == CLASS_ID["right_eye"])
     if le and re and re[0] - le[0] > 2:
@@ -212,7 +214,7 @@ class Analyzer:
     def _parse(self, frame: np.ndarray, box: FaceBox, times: StageTimes) -> tuple[FaceAnalysis, FaceBox] | None:
         t0 = time.monotonic()
         m = crop_matrix(box, self.geometry, self.size)
-        crop = crop_face(frame, box, self.geometry, self.size)
+        crop = warp_crop(frame, m, self.size)
         t1 = time.monotonic()
         out = self.parser(crop)
         t2 = time.monotonic()
@@ -227,7 +229,7 @@ class Analyzer:
         labels = probs.argmax(-1).astype(np.uint8)
         stride = self.size // labels.shape[0]
         analysis = FaceAnalysis(box, m, probs, labels, out.face, stride=stride)
-        next_box = box_from_probs(probs, analysis.output_to_image(), box, self.cfg.min_face_pixels)
+        next_box = box_from_probs(probs, labels, analysis.output_to_image(), box, self.cfg.min_face_pixels)
         times.post = (time.monotonic() - t2) * 1e3
         if next_box is None:
             return None
@@ -249,13 +251,13 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
         result = None
         for _ in range(refine + 1):
             m = crop_matrix(box, geometry, size)
-            out = parser(crop_face(image, box, geometry, size))
+            out = parser(warp_crop(image, m, size))
             if out.face < cfg.face_threshold:
                 break
             labels = out.probs.argmax(-1).astype(np.uint8)
             fa = FaceAnalysis(box, m, out.probs, labels, out.face, stride=size // labels.shape[0])
             result = fa
-            nb = box_from_probs(out.probs, fa.output_to_image(), box, cfg.min_face_pixels)
+            nb = box_from_probs(out.probs, labels, fa.output_to_image(), box, cfg.min_face_pixels)
             if nb is None:
                 break
             box = nb

@@ -55,11 +55,16 @@ def _fail(message: str, code: int = 1, details: list[str] | None = None) -> None
 
 
 def _require_tensorflow(what: str) -> None:
+    # Look the package up without importing it: the job imports it when it needs it.
+    import importlib.util
+
     try:
-        import tensorflow  # noqa: F401
-    except ImportError as e:
+        found = importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
         _fail(
-            f"`vanity {what}` needs TensorFlow, which this install does not have ({e}).\n"
+            f"`vanity {what}` needs TensorFlow, which this install does not have.\n"
             "Install the training extra on a workstation:  pip install 'vanity[train]'",
             code=2,
         )

@@ -147,12 +147,16 @@ def invert_affine(m: np.ndarray) -> np.ndarray:
     return np.hstack([inv, (-inv @ m[:, 2])[:, None]])
 
 
-def crop_face(image: np.ndarray, box: FaceBox, geometry: CropGeometry, size: int = INPUT_SIZE) -> np.ndarray:
-    """Cut the model's input from an RGB image (bilinear, edges replicated)."""
+def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """Cut a square crop with a :func:`crop_matrix` (bilinear, edges replicated)."""
     import cv2
 
-    m = crop_matrix(box, geometry, size)
-    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def crop_face(image: np.ndarray, box: FaceBox, geometry: CropGeometry, size: int = INPUT_SIZE) -> np.ndarray:
+    """Cut the model's input from an RGB image (bilinear, edges replicated)."""
+    return warp_crop(image, crop_matrix(box, geometry, size), size)
 
 
 def face_box_from_labels(labels: np.ndarray, min_pixels: int = 20) -> tuple[float, float, float, float] | None:

@@ -56,20 +56,19 @@ def build_mirror(cfg, notifier=None):
         catalog = load_catalog(cfg.catalog)
     except CatalogError as e:
         raise DaemonError(f"catalogue refused: {e}") from e
-    mirror = Mirror(
-        cfg,
-        parser,
-        make_detector(cfg.detector),
-        Renderer(feather_px=cfg.render.feather_px),
-        catalog,
-        make_source(cfg.source),
-        notifier=notifier,
-    )
     try:
-        mirror._resolve_look(cfg.render.look)
+        # The first session resolves render.look, so an unknown look fails here.
+        return Mirror(
+            cfg,
+            parser,
+            make_detector(cfg.detector),
+            Renderer(feather_px=cfg.render.feather_px),
+            catalog,
+            make_source(cfg.source),
+            notifier=notifier,
+        )
     except KeyError as e:
         raise DaemonError(f"render.look: {e}") from e
-    return mirror
 
 
 def end_streams_on_shutdown(app, stopping, poll_s: float = 0.1):

@@ -161,9 +161,10 @@ class Mirror:
 
     def _new_session(self) -> Session:
         name = self.cfg.render.look
-        return Session(name, self._resolve_look(name), started=self.clock())
+        return Session(name, self.resolve_look(name), started=self.clock())
 
-    def _resolve_look(self, name: str):
+    def resolve_look(self, name: str):
+        """A look by name: the catalogue's first, then the built-ins; KeyError if neither has it."""
         from edge.makeup import builtin_looks
 
         if self.catalog is not None:

@@ -327,7 +327,7 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
         current = mirror.session.look
         if isinstance(req, LookByName):
             try:
-                look = mirror._resolve_look(req.name)
+                look = mirror.resolve_look(req.name)
             except KeyError:
                 raise HTTPException(status_code=404, detail=f"unknown look {req.name!r}") from None
             mirror.set_look(look, req.name)

@@ -24,17 +24,11 @@ LIPS = {
 }
 
 
-def _photos():
-    import matplotlib.cbook as cbook
-    from skimage.data import astronaut
-
-    grace = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    return {"astronaut": astronaut(), "grace_hopper": cv2.cvtColor(grace, cv2.COLOR_BGR2RGB)}
-
-
 @pytest.fixture(scope="module")
 def photos():
-    return _photos()
+    from training.real import allowed_photos
+
+    return allowed_photos()
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def test_tracker_box_from_labels_maps_back_to_the_image():
     from edge.types import FaceAnalysis
 
     fa = FaceAnalysis(box, crop_matrix(box, geo), parser._probs, fake_labels(), 0.99)
-    nb = box_from_probs(parser._probs, fa.output_to_image(), box, 20)
+    nb = box_from_probs(parser._probs, fake_labels(), fa.output_to_image(), box, 20)
     # The fake face fills the crop as the geometry implies: the box is stable (a fixed point).
     assert abs(nb.cx - box.cx) < 0.06 * box.size and abs(nb.size - box.size) < 0.15 * box.size
     assert an.tracking is False
@@ -148,7 +148,7 @@ def test_session_resets_after_no_face(fake_cfg):
         clock=lambda: now[0],
     )
     m.step(synthetic_frame())
-    m.set_look(m._resolve_look("none"), "none")
+    m.set_look(m.resolve_look("none"), "none")
     assert m.session.look_name == "none"
     parser.face = False
     parser._probs[:] = 0

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import cv2
-import matplotlib.cbook
 import numpy as np
 import pytest
-from skimage import data
 
 from edge.contract import CLASSES, CropGeometry, FaceBox, crop_matrix
 from edge.makeup.synthetic import synthetic_face
@@ -54,9 +52,10 @@ def face_from_ellipses(image: np.ndarray, box_xywh, ellipses) -> FaceAnalysis:
 
 
 def _photos():
-    grace = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    grace_rgb = cv2.cvtColor(cv2.imread(str(grace)), cv2.COLOR_BGR2RGB)
-    astronaut = data.astronaut()
+    from training.real import allowed_photos
+
+    photos = allowed_photos()
+    astronaut, grace_rgb = photos["astronaut"], photos["grace_hopper"]
     return {
         # Cheeks and forehead, chosen by eye; the face boxes roughly frame each face.
         "astronaut": (astronaut, (175, 55, 100, 120), [(197, 135, 12, 10), (252, 133, 12, 10), (225, 88, 18, 6)]),

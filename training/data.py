@@ -18,7 +18,7 @@ Splits: LaPa keeps its own ``train`` / ``val`` split and never reads ``test``
 Every real sample is cut out exactly as the device does it: the face box is
 the bounding box of the face classes (``contract.face_box_from_labels``), the
 roll is the angle from the image-left eye's centroid to the image-right eye's
-(``atan2(dy, dx)``), the image goes through ``contract.crop_face`` and the
+(``atan2(dy, dx)``), the image goes through ``contract.warp_crop`` and the
 labels through the same ``contract.crop_matrix`` with nearest-neighbour
 sampling, then to output resolution by nearest neighbour.
 
@@ -72,10 +72,10 @@ from edge.contract import (
     OUTPUT_STRIDE,
     CropGeometry,
     FaceBox,
-    crop_face,
     crop_matrix,
     face_box_from_labels,
     flip_permutation,
+    warp_crop,
 )
 
 SourceKind = Literal["synth", "lapa", "celebamask", "folder"]
@@ -244,8 +244,8 @@ def crop_sample(
 
     geometry = geometry or CropGeometry()
     box = face_box_for(labels)
-    img = crop_face(image, box, geometry, size)
     m = crop_matrix(box, geometry, size)
+    img = warp_crop(image, m, size)
     lab = cv2.warpAffine(labels, m, (size, size), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
     return img, np.ascontiguousarray(lab[::stride, ::stride])
 
