@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.contract import ClassMetrics, CropGeometry
+from edge.contract import ClassMetrics, CropGeometry, MouthCrop
 
 
 @dataclass
@@ -29,6 +29,7 @@ class Run:
     seed: int = 0
     val_fraction: float = 0.1
     crop: CropGeometry = field(default_factory=CropGeometry)
+    mouth: MouthCrop | None = None
     train_metrics: dict[str, Any] = field(default_factory=dict)
 
     def data_summary(self, n_val: int, calibration: str | None) -> dict[str, object]:
@@ -95,6 +96,12 @@ def load_run(run_dir: Path) -> Run:
         crop = CropGeometry.model_validate(crop_raw) if isinstance(crop_raw, dict) else CropGeometry()
     except ValueError as e:
         raise ConversionError(f"{meta_file}: bad crop geometry ({e})") from e
+    mouth_raw = options.get("mouth_geometry")
+    try:
+        # Runs made before mouth views existed have none: their bundles get no refinement pass.
+        mouth = MouthCrop.model_validate(mouth_raw) if isinstance(mouth_raw, dict) else None
+    except ValueError as e:
+        raise ConversionError(f"{meta_file}: bad mouth geometry ({e})") from e
     train_metrics: dict[str, Any] = {}
     mfile = run_dir / "metrics.json"
     if mfile.is_file():
@@ -111,6 +118,7 @@ def load_run(run_dir: Path) -> Run:
         seed=int(seed) if isinstance(seed, int) else 0,
         val_fraction=float(val_fraction) if isinstance(val_fraction, int | float) else 0.1,
         crop=crop,
+        mouth=mouth,
         train_metrics=train_metrics,
     )
 

@@ -430,6 +430,7 @@ def convert_run(
         tflite_sha256=_sha256(quant_bytes),
         outputs=outputs,
         crop=run.crop,
+        mouth=run.mouth,
         macs=int(macs),
         data=run.data_summary(n_val=len(val_images), calibration=calib_desc if calib is not None else None),
         build=BuildInfo(versions=_versions(), run=run.path.name, quantization=quantization),

@@ -14,10 +14,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.contract import CLASS_ID, FACE_CLASSES, CropGeometry, FaceBox, crop_matrix, warp_crop
-from edge.types import FaceAnalysis
+from edge.contract import (
+    CLASS_ID,
+    FACE_CLASSES,
+    MOUTH_CLASSES,
+    CropGeometry,
+    FaceBox,
+    MouthCrop,
+    crop_matrix,
+    mouth_matrix,
+    warp_crop,
+)
+from edge.types import FaceAnalysis, MouthView
 
 _FACE_IDS = np.array([CLASS_ID[c] for c in FACE_CLASSES])
+_MOUTH_IDS = np.array([CLASS_ID[c] for c in MOUTH_CLASSES])
 
 
 class OneEuro:
@@ -117,6 +128,34 @@ def box_from_probs(
     return FaceBox(float(cx), float(cy), float(size), float(angle))
 
 
+def mouth_center(probs: np.ndarray, m_out_to_img: np.ndarray, min_pixels: int = 4) -> tuple[float, float] | None:
+    """Image-pixel centroid of the lips and mouth in a class map, or None when they are not seen.
+
+    Probability-weighted over confident pixels, so it moves smoothly instead of
+    jumping a class-map pixel when one pixel's argmax flips.
+    """
+    p = probs[..., _MOUTH_IDS].sum(-1)
+    if int((p >= 0.5).sum()) < min_pixels:
+        return None
+    w = np.where(p >= 0.3, p, 0.0)
+    total = float(w.sum())
+    ys, xs = np.indices(p.shape)
+    u, v = float((w * xs).sum()) / total, float((w * ys).sum()) / total
+    x, y = m_out_to_img @ np.array([u, v, 1.0])
+    return float(x), float(y)
+
+
+def parse_mouth(parser, image: np.ndarray, box: FaceBox, analysis: FaceAnalysis, mouth: MouthCrop) -> MouthView | None:
+    """Parse the zoomed mouth crop of a face (the refinement pass); None when no mouth is seen."""
+    centre = mouth_center(analysis.probs, analysis.output_to_image())
+    if centre is None:
+        return None
+    size = parser.metadata.input.size
+    m = mouth_matrix(box, centre, mouth, size)
+    out = parser(warp_crop(image, m, size))
+    return MouthView(m, out.probs, stride=size // out.probs.shape[0])
+
+
 @dataclass
 class StageTimes:
     """Milliseconds spent in each analysis stage for one frame."""
@@ -125,6 +164,7 @@ class StageTimes:
     crop: float = 0.0
     infer: float = 0.0
     post: float = 0.0
+    mouth: float = 0.0
     detected: bool = False
     skipped: bool = False
     extras: dict[str, float] = field(default_factory=dict)
@@ -142,6 +182,7 @@ class Analyzer:
         self.size = parser.metadata.input.size
         self._box: FaceBox | None = None
         self._probs: np.ndarray | None = None
+        self._mouth_probs: np.ndarray | None = None
         self._filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(4)]
         self._since_detect = 0
         self._idle_skip = 0
@@ -159,11 +200,13 @@ class Analyzer:
         self.geometry = parser.metadata.crop
         self.size = parser.metadata.input.size
         self._probs = None
+        self._mouth_probs = None
 
     def reset(self) -> None:
         """Drop the track."""
         self._box = None
         self._probs = None
+        self._mouth_probs = None
         for f in self._filters:
             f.reset()
 
@@ -233,8 +276,26 @@ class Analyzer:
         times.post = (time.monotonic() - t2) * 1e3
         if next_box is None:
             return None
+        analysis.mouth = self._refine_mouth(frame, next_box, analysis, times)
         # The class map's face box is the contract's face box; keep the roll continuous.
         return analysis, next_box
+
+    def _refine_mouth(self, frame: np.ndarray, box: FaceBox, analysis: FaceAnalysis, times: StageTimes):
+        mouth = self.parser.metadata.mouth
+        if mouth is None or not self.cfg.refine_mouth:
+            return None
+        t0 = time.monotonic()
+        view = parse_mouth(self.parser, frame, box, analysis, mouth)
+        if view is None:
+            self._mouth_probs = None
+        else:
+            # The mouth crop follows the lips, so its class map is smoothed in its own space, like the face's.
+            if self._mouth_probs is not None and self._mouth_probs.shape == view.probs.shape:
+                a = self.cfg.mask_ema
+                view.probs = a * view.probs + (1 - a) * self._mouth_probs
+            self._mouth_probs = view.probs
+        times.mouth = (time.monotonic() - t0) * 1e3
+        return view
 
 
 def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> list[FaceAnalysis]:
@@ -262,44 +323,83 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
                 break
             box = nb
         if result is not None:
+            mouth = parser.metadata.mouth
+            if mouth is not None and cfg.refine_mouth:
+                result.mouth = parse_mouth(parser, image, box, result, mouth)
             faces.append(result)
     return faces
 
 
-def labels_to_image(faces: list[FaceAnalysis], height: int, width: int, n_classes: int) -> np.ndarray:
-    """One label image the size of the frame: each face's class map warped back.
+def _warp_planes(probs: np.ndarray, m: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Warp (S, S, C) class-map planes to the image (bilinear; 0 outside the crop)."""
+    import cv2
+
+    out = np.zeros((height, width, probs.shape[2]), np.float32)
+    for c in range(probs.shape[2]):
+        out[..., c] = cv2.warpAffine(
+            np.ascontiguousarray(probs[..., c], np.float32),
+            m,
+            (width, height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0.0,
+        )
+    return out
+
+
+def mouth_window(size: int, margin: float = 0.2) -> np.ndarray:
+    """(S, S) weight of the mouth view: 1 in the middle, falling to 0 at the crop's edge.
+
+    The model sees little context near a crop's border, so the face's own
+    parse takes over there and the seam is invisible.
+    """
+    r = (np.arange(size, dtype=np.float32) + 0.5) / size
+    edge = np.clip(np.minimum(r, 1.0 - r) / margin, 0.0, 1.0)
+    ramp = edge * edge * (3.0 - 2.0 * edge)
+    return np.outer(ramp, ramp).astype(np.float32)
+
+
+def image_probs(face: FaceAnalysis, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A face's class probabilities warped to the frame, with its mouth view blended in.
+
+    Returns:
+        (probs float32 (H, W, C), inside bool (H, W): pixels the face crop covers).
+    """
+    import cv2
+
+    m = face.output_to_image()
+    # Warp probabilities (not labels) so edges land at sub-pixel accuracy.
+    probs = _warp_planes(face.probs, m, width, height)
+    inside = (
+        cv2.warpAffine(
+            np.ones(face.probs.shape[:2], np.float32),
+            m,
+            (width, height),
+            flags=cv2.INTER_NEAREST,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0.0,
+        )
+        > 0.5
+    )
+    if face.mouth is not None:
+        mm = face.mouth.output_to_image()
+        win = cv2.warpAffine(
+            mouth_window(face.mouth.probs.shape[0]), mm, (width, height), flags=cv2.INTER_LINEAR, borderValue=0.0
+        )[..., None]
+        probs = probs * (1.0 - win) + _warp_planes(face.mouth.probs, mm, width, height) * win
+    return probs, inside
+
+
+def labels_to_image(faces: list[FaceAnalysis], height: int, width: int) -> np.ndarray:
+    """One label image the size of the frame: each face's class map (and mouth view) warped back.
 
     Pixels outside every face crop are 0 (background). Where crops overlap,
     the face with the higher class confidence at that pixel wins.
     """
-    import cv2
-
     out = np.zeros((height, width), np.uint8)
     best = np.zeros((height, width), np.float32)
     for fa in faces:
-        m = fa.output_to_image()
-        # Warp probabilities (not labels) so edges land at sub-pixel accuracy.
-        probs = np.zeros((height, width, n_classes), np.float32)
-        for c in range(n_classes):
-            probs[..., c] = cv2.warpAffine(
-                np.ascontiguousarray(fa.probs[..., c]),
-                m,
-                (width, height),
-                flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_CONSTANT,
-                borderValue=0.0,
-            )
-        inside = (
-            cv2.warpAffine(
-                np.ones(fa.probs.shape[:2], np.float32),
-                m,
-                (width, height),
-                flags=cv2.INTER_NEAREST,
-                borderMode=cv2.BORDER_CONSTANT,
-                borderValue=0.0,
-            )
-            > 0.5
-        )
+        probs, inside = image_probs(fa, height, width)
         lab = probs.argmax(-1).astype(np.uint8)
         conf = probs.max(-1) * (lab > 0)
         take = inside & (conf > best)

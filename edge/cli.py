@@ -195,7 +195,7 @@ def analyze(
     faces = analyze_still(parser, make_detector(cfg.detector), cfg.analysis, frame)
     h, w = frame.shape[:2]
     if out is not None:
-        labels = labels_to_image(faces, h, w, len(parser.metadata.classes))
+        labels = labels_to_image(faces, h, w)
         out.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(out), labels):
             _fail(f"{out}: cannot write the label image", code=1)

@@ -143,6 +143,10 @@ class AnalysisConfig(_Strict):
     smooth_min_cutoff: float = Field(1.0, gt=0, description="One-Euro filter minimum cutoff (Hz) for the crop.")
     smooth_beta: float = Field(0.05, ge=0, description="One-Euro filter speed coefficient for the crop.")
     mask_ema: float = Field(0.5, gt=0, le=1, description="Weight of the newest class probabilities in crop space.")
+    refine_mouth: bool = Field(
+        True,
+        description="Parse a zoomed mouth crop as well, when the bundle supports it: sharper lips, one more inference.",
+    )
     tone_ema: float = Field(0.1, gt=0, le=1, description="Weight of the newest skin-tone measurement.")
 
 

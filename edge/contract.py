@@ -100,6 +100,25 @@ class CropGeometry(BaseModel):
     )
 
 
+class MouthCrop(BaseModel):
+    """How the mouth's refinement crop is made from a face's first parse.
+
+    The lips are the thinnest part the mirror paints, and at the face crop's
+    output stride they are only a few class-map pixels tall. A model trained on
+    mouth views as well (``training`` makes them) parses a second, zoomed crop:
+    a square centred on the centroid of the lips and mouth in the first parse,
+    with side ``scale * face box side``, rolled like the face crop.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scale: float = Field(0.5, gt=0.2, le=1.5, description="Mouth crop side / face box side.")
+
+
+MOUTH_CLASSES: tuple[str, ...] = ("upper_lip", "inner_mouth", "lower_lip")
+"""Classes whose centroid centres the mouth crop."""
+
+
 class FaceBox(NamedTuple):
     """An axis-aligned face box in image pixels, plus the face's roll."""
 
@@ -137,6 +156,23 @@ def crop_matrix(box: FaceBox, geometry: CropGeometry, size: int = INPUT_SIZE) ->
     # Rotate image into the face frame, scale, then move the centre to the crop centre.
     rot = np.array([[c, s], [-s, c]]) * k
     t = np.array([size / 2.0, size / 2.0]) - rot @ center
+    return np.hstack([rot, t[:, None]])
+
+
+def mouth_matrix(box: FaceBox, center: tuple[float, float], mouth: MouthCrop, size: int = INPUT_SIZE) -> np.ndarray:
+    """Affine 2x3 matrix mapping image pixels to the mouth crop's pixels.
+
+    Args:
+        box: the face box (its side sets the crop's side, its roll the crop's roll).
+        center: the mouth centroid in image pixels.
+        mouth: the contract's mouth crop geometry.
+        size: output side in pixels.
+    """
+    side = mouth.scale * box.size
+    theta = math.radians(box.angle_deg)
+    c, s = math.cos(theta), math.sin(theta)
+    rot = np.array([[c, s], [-s, c]]) * (size / side)
+    t = np.array([size / 2.0, size / 2.0]) - rot @ np.asarray(center, np.float64)
     return np.hstack([rot, t[:, None]])
 
 
@@ -231,6 +267,9 @@ class BundleMetadata(BaseModel):
     classes: list[str] = Field(default_factory=lambda: list(CLASSES), description="Class names in output order.")
     input: InputSpec = Field(default_factory=InputSpec, description="Model input.")
     crop: CropGeometry = Field(default_factory=CropGeometry, description="Face box to input crop geometry.")
+    mouth: MouthCrop | None = Field(
+        None, description="Mouth refinement crop the model was trained for; null: no refinement pass."
+    )
     outputs: dict[str, OutputSpec] = Field(description="Outputs by role: 'parts', 'face', optional attributes.")
     attributes: dict[str, list[str]] = Field(default_factory=dict, description="Attribute head labels by head.")
     metrics: dict[str, ClassMetrics] = Field(default_factory=dict, description="Metrics by variant (float, int8).")

@@ -200,10 +200,12 @@ class Mirror:
             return face
         if st.detected:
             self.stats.add("detect", st.detect)
-        self.stats.add("analyze", st.crop + st.infer + st.post + (st.detect if st.detected else 0.0))
+        self.stats.add("analyze", st.crop + st.infer + st.post + st.mouth + (st.detect if st.detected else 0.0))
         if not st.detected or face is not None:
-            self.stats.add("analyze_track", st.crop + st.infer + st.post)
+            self.stats.add("analyze_track", st.crop + st.infer + st.post + st.mouth)
         self.stats.add("infer", st.infer)
+        if st.mouth:
+            self.stats.add("mouth", st.mouth)
         return face
 
     def _measure(self, frame: np.ndarray, face: FaceAnalysis | None, now: float) -> None:

@@ -29,6 +29,38 @@ class SkinTone:
     confidence: float = 1.0
 
 
+def output_to_image(crop_matrix: np.ndarray, stride: int) -> np.ndarray:
+    """2x3 affine mapping a crop's class-map (output) pixels to image pixels."""
+    from edge.contract import invert_affine
+
+    # Output pixel centres sit at stride*(u+0.5)-0.5 in input pixels.
+    s = float(stride)
+    out_to_in = np.array([[s, 0.0, (s - 1) / 2.0], [0.0, s, (s - 1) / 2.0]])
+    in_to_img = invert_affine(crop_matrix)
+    a = in_to_img[:, :2] @ out_to_in[:, :2]
+    t = in_to_img[:, :2] @ out_to_in[:, 2] + in_to_img[:, 2]
+    return np.hstack([a, t[:, None]])
+
+
+@dataclass
+class MouthView:
+    """The mouth's refinement parse: a zoomed crop around the lips, parsed by the same model.
+
+    Attributes:
+        crop_matrix: 2x3 affine, image pixels -> mouth crop input pixels.
+        probs: float32 (S, S, C) class probabilities in the mouth crop's output space.
+        stride: model input pixels per output pixel.
+    """
+
+    crop_matrix: np.ndarray
+    probs: np.ndarray
+    stride: int = 2
+
+    def output_to_image(self) -> np.ndarray:
+        """2x3 affine mapping the mouth class map's pixels to image pixels."""
+        return output_to_image(self.crop_matrix, self.stride)
+
+
 @dataclass
 class FaceAnalysis:
     """One analysed face in one frame.
@@ -42,6 +74,7 @@ class FaceAnalysis:
         face_score: the model's face-present probability.
         stride: model input pixels per output pixel.
         tone: skin measurement, when enough skin was seen.
+        mouth: the mouth's refinement parse, when the bundle supports one.
     """
 
     box: FaceBox
@@ -52,15 +85,8 @@ class FaceAnalysis:
     stride: int = 2
     tone: SkinTone | None = None
     extras: dict[str, float] = field(default_factory=dict)
+    mouth: MouthView | None = None
 
     def output_to_image(self) -> np.ndarray:
         """2x3 affine mapping class-map (output) pixels to image pixels."""
-        from edge.contract import invert_affine
-
-        # Output pixel centres sit at stride*(u+0.5)-0.5 in input pixels.
-        s = float(self.stride)
-        out_to_in = np.array([[s, 0.0, (s - 1) / 2.0], [0.0, s, (s - 1) / 2.0]])
-        in_to_img = invert_affine(self.crop_matrix)
-        a = in_to_img[:, :2] @ out_to_in[:, :2]
-        t = in_to_img[:, :2] @ out_to_in[:, 2] + in_to_img[:, 2]
-        return np.hstack([a, t[:, None]])
+        return output_to_image(self.crop_matrix, self.stride)

@@ -47,6 +47,37 @@ def test_crop_matrix_centres_and_scales_the_face_box():
     assert math.isclose(right[0] - 64, 50 * 128 / 150, rel_tol=1e-6)
 
 
+def test_mouth_matrix_centres_the_mouth_at_the_contract_zoom():
+    """Guards against the device's mouth crop drifting from the one the model was trained on."""
+    from edge.contract import MouthCrop, mouth_matrix
+
+    box = FaceBox(300.0, 200.0, 100.0, 30.0)
+    mouth = MouthCrop(scale=0.5)
+    m = mouth_matrix(box, (310.0, 240.0), mouth, 128)
+    assert np.allclose(m @ np.array([310.0, 240.0, 1.0]), [64, 64])
+    # The side is scale x the face box, whatever the roll.
+    assert math.isclose(float(np.hypot(*m[:, 0])), 128 / 50, rel_tol=1e-9)
+    # Rolled like the face crop: the face's own "right" axis runs along the crop's x.
+    right = m @ np.array([310.0 + math.cos(math.radians(30)), 240.0 + math.sin(math.radians(30)), 1.0])
+    assert math.isclose(right[1], 64, abs_tol=1e-9) and right[0] > 64
+
+
+def test_bundle_without_mouth_geometry_still_loads(tmp_path):
+    """Guards against bundles made before the mouth refinement existed being refused (they just skip it)."""
+    import json
+
+    from edge.contract import BundleMetadata, OutputSpec, load_bundle, sha256_file, write_metadata
+
+    tfl = tmp_path / "m.tflite"
+    tfl.write_bytes(b"model")
+    outs = {r: OutputSpec(name=r, shape=[1], meaning=r) for r in ("parts", "face")}
+    write_metadata(tfl, BundleMetadata(tflite_sha256=sha256_file(tfl), outputs=outs))
+    raw = json.loads(tfl.with_suffix(".json").read_text())
+    raw.pop("mouth")
+    tfl.with_suffix(".json").write_text(json.dumps(raw))
+    assert load_bundle(tfl).metadata.mouth is None
+
+
 def test_crop_matrix_roll_makes_the_eye_line_horizontal():
     """Guards against a roll sign error that would tilt every crop twice as much."""
     geo = CropGeometry(scale=1.5, center_shift=0.0)

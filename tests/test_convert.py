@@ -171,7 +171,7 @@ def test_metadata_describes_the_bundle(converted, tiny_run):
     """Guards against metadata that points the device at the wrong outputs or hides how the model was made."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from edge.contract import CLASSES, load_bundle
+    from edge.contract import CLASSES, MouthCrop, load_bundle
 
     report, out = converted
     meta = load_bundle(out).metadata
@@ -184,6 +184,8 @@ def test_metadata_describes_the_bundle(converted, tiny_run):
     assert meta.metrics["int8"].mean_f1 == pytest.approx(report.quant_metrics.mean_f1)
     assert meta.macs == report.macs > 0
     assert meta.data["spec"] == DATA_SPEC
+    # The run was trained with mouth views, so the device may run the refinement pass.
+    assert meta.mouth == MouthCrop()
 
 
 @pytest.mark.slow

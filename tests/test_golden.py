@@ -44,7 +44,7 @@ def analyzed(default_model, photos):
     out = {}
     for name, img in photos.items():
         faces = analyze_still(parser, det, cfg.analysis, img)
-        out[name] = (faces, labels_to_image(faces, *img.shape[:2], len(parser.metadata.classes)))
+        out[name] = (faces, labels_to_image(faces, *img.shape[:2]))
     return out
 
 

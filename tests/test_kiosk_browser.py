@@ -56,7 +56,7 @@ def _lip_mask(frame: np.ndarray) -> np.ndarray | None:
     faces = analyze_still(_PARSER["parser"], _PARSER["det"], _PARSER["cfg"], rgb)
     if not faces:
         return None
-    labels = labels_to_image(faces[:1], *rgb.shape[:2], len(_PARSER["parser"].metadata.classes))
+    labels = labels_to_image(faces[:1], *rgb.shape[:2])
     lips = np.isin(labels, [CLASS_ID["upper_lip"], CLASS_ID["lower_lip"]]).astype(np.uint8)
     # Away from the edges, so a mask off by a pixel does not mix in skin or teeth.
     lips = cv2.erode(lips, np.ones((3, 3), np.uint8)) > 0

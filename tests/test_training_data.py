@@ -109,14 +109,50 @@ def test_folder_reader(tmp_path):
     """Guards against the folder reader mis-pairing images and masks or cropping unlike the device."""
     trees.make_folder(tmp_path / "teacher", n=6)
     split = data.load_split(f"folder:{tmp_path / 'teacher'}", val_fraction=0.34, cache=False)
-    assert len(split.train) + len(split.val) == 6 and len(split.val) == 2
+    # Each photo gives its face crop, then its mouth view; the split is by photo.
+    assert len(split.train) + len(split.val) == 12 and len(split.val) == 4
     for arr in (split.train, split.val):
         assert arr.images.shape[1:] == (INPUT_SIZE, INPUT_SIZE, 3) and arr.labels.shape[1:] == (OUT, OUT)
         assert (arr.face == 1).all()
-        for lab in arr.labels:
+        for lab in arr.labels[0::2]:
             _assert_sides(lab)
             assert (lab == CLASS_ID["skin"]).mean() > 0.15  # the face fills the crop as on the device
+        for face_lab, mouth_lab in zip(arr.labels[0::2], arr.labels[1::2], strict=True):
+            # Zoomed about 3x on the mouth: the lips cover several times the class-map pixels.
+            assert _lips_area(mouth_lab) > 4 * _lips_area(face_lab)
     assert split.summary.sources[0].skipped == 0
+
+
+def _lips_area(lab: np.ndarray) -> int:
+    return int(np.isin(lab, [CLASS_ID["upper_lip"], CLASS_ID["lower_lip"]]).sum())
+
+
+def test_mouth_view_matches_device_geometry():
+    """Guards against training mouth views framed unlike the device's refinement crop (centred on the
+    lips-and-mouth centroid, side = MouthCrop.scale x the face box), which would teach the wrong zoom."""
+    from edge.contract import MOUTH_CLASSES, MouthCrop, invert_affine
+
+    photo, labels = trees.face_photo(4)
+    box = data.face_box_for(labels)
+    sides, offsets = [], []
+    for seed in range(20):
+        img, lab = data.mouth_crop_sample(photo, labels, np.random.default_rng(seed))
+        assert img.shape == (INPUT_SIZE, INPUT_SIZE, 3) and lab.shape == (OUT, OUT)
+        ys, xs = np.nonzero(np.isin(lab, [CLASS_ID[c] for c in MOUTH_CLASSES]))
+        offsets.append(((xs.mean() + 0.5) / OUT - 0.5, (ys.mean() + 0.5) / OUT - 0.5))
+    # The jitter models the first parse's error (3% of the face = 6% of the mouth crop): small, not systematic.
+    off = np.array(offsets)
+    assert np.median(np.hypot(*off.T)) < 0.12 and np.all(np.abs(off.mean(0)) < 0.04)
+    # With no jitter the crop is exactly the device's matrix.
+    from edge.contract import mouth_matrix
+
+    ys, xs = np.nonzero(np.isin(labels, [CLASS_ID[c] for c in MOUTH_CLASSES]))
+    m = mouth_matrix(box, (xs.mean() + 0.5, ys.mean() + 0.5), MouthCrop(), INPUT_SIZE)
+    corners = invert_affine(m) @ np.array([[0, INPUT_SIZE], [0, 0], [1, 1]], np.float64)
+    sides.append(np.hypot(*(corners[:, 1] - corners[:, 0])))
+    assert sides[0] == pytest.approx(MouthCrop().scale * box.size, rel=1e-6)
+    assert data.mouth_crop_sample(photo, np.where(np.isin(labels, [7, 8, 9]), 1, labels).astype(np.uint8),
+                                  np.random.default_rng(0)) is None  # fmt: skip
 
 
 def test_crop_matches_device_geometry():
@@ -138,7 +174,7 @@ def test_lapa_reader_uses_its_split(tmp_path):
     """Guards against LaPa's test split leaking into training, or its train/val split being ignored."""
     trees.make_lapa(tmp_path / "LaPa", n_train=4, n_val=2, n_test=3)
     split = data.load_split(f"lapa:{tmp_path / 'LaPa'}", cache=False)
-    assert (len(split.train), len(split.val)) == (4, 2)
+    assert (len(split.train), len(split.val)) == (8, 4)  # face crop + mouth view per photo
     assert split.summary.sources[0].found == 6
     for lab in split.train.labels:
         _assert_sides(lab)
@@ -149,17 +185,17 @@ def test_celebamask_reader_maps_parts_and_sides(tmp_path):
     being mapped wrongly (neck must become background, 1024-px photos must match 512-px masks)."""
     trees.make_celebamask(tmp_path / "CelebAMask-HQ", n=4)
     split = data.load_split(f"celebamask:{tmp_path / 'CelebAMask-HQ'}", val_fraction=0.25, cache=False)
-    assert len(split.train) + len(split.val) == 4
+    assert len(split.train) + len(split.val) == 8
     assert split.summary.skipped == []
-    for lab in np.concatenate([split.train.labels, split.val.labels]):
+    for lab in np.concatenate([split.train.labels[0::2], split.val.labels[0::2]]):
         _assert_sides(lab)
         for c in ("skin", "nose", "hair"):
             assert (lab == CLASS_ID[c]).any(), c
     # And the same photo read from the folder layout gives the same labels (the mapping is lossless here).
     trees.make_folder(tmp_path / "same", n=4)
     ref = data.load_split(f"folder:{tmp_path / 'same'}", val_fraction=0.25, cache=False)
-    a = np.concatenate([split.train.labels, split.val.labels])
-    b = np.concatenate([ref.train.labels, ref.val.labels])
+    a = np.concatenate([split.train.labels[0::2], split.val.labels[0::2]])
+    b = np.concatenate([ref.train.labels[0::2], ref.val.labels[0::2]])
     assert np.mean(np.sort(a.reshape(4, -1), 0) == np.sort(b.reshape(4, -1), 0)) > 0.97
 
 
@@ -199,7 +235,7 @@ def test_malformed_samples_are_reported_and_skipped(tmp_path):
     trees.make_folder(root, n=7)
     expected = _break_samples(root)
     split = data.load_split(f"folder:{root}", val_fraction=0.0, cache=False)
-    assert len(split.train) == 3
+    assert len(split.train) == 6  # 3 good photos, each with its mouth view
     reasons = dict(split.summary.skipped)
     assert len(reasons) == 4
     for stem, frag in expected.items():

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.contract import CLASS_ID, CLASSES, INPUT_SIZE, OUTPUT_STRIDE, CropGeometry, face_box_from_labels
+from edge.contract import (
+    CLASS_ID,
+    CLASSES,
+    INPUT_SIZE,
+    MOUTH_CLASSES,
+    OUTPUT_STRIDE,
+    CropGeometry,
+    MouthCrop,
+    face_box_from_labels,
+)
 from training import synth
 
 
@@ -42,13 +51,25 @@ def test_shapes_and_label_range(batch):
 
 def test_every_face_has_the_parts(batch):
     """Guards against faces missing lips, eyes, brows or skin (the makeup layers need all of them)."""
+    views = 0
     for lab, f in zip(batch.labels, batch.face, strict=True):
         if not f:
             continue
         present = set(np.unique(lab).tolist())
-        for group in (("upper_lip", "lower_lip"), ("left_eye", "right_eye"), ("left_eyebrow", "right_eyebrow")):
+        groups = [("upper_lip", "lower_lip")]
+        if _is_mouth_view(lab):
+            views += 1  # zoomed on the mouth: eyes and brows are out of view
+        else:
+            groups += [("left_eye", "right_eye"), ("left_eyebrow", "right_eyebrow")]
+        for group in groups:
             assert any(CLASS_ID[c] in present for c in group), group
         assert CLASS_ID["skin"] in present
+    assert 0 < views < len(batch.face) / 2
+
+
+def _is_mouth_view(lab: np.ndarray) -> bool:
+    # A face crop's lips cover at most ~2.5% of it, a mouth view's 4-15%.
+    return bool(np.isin(lab, [CLASS_ID["upper_lip"], CLASS_ID["lower_lip"]]).mean() > 0.03)
 
 
 def test_left_is_image_left():
@@ -89,3 +110,29 @@ def test_framing_matches_the_device_crop():
     med = float(np.median(ratios))
     assert abs(med - CropGeometry().scale) < 0.2 * CropGeometry().scale
     assert min(ratios) > 0.6 * CropGeometry().scale and max(ratios) < 1.6 * CropGeometry().scale
+
+
+def test_mouth_views_zoom_on_the_mouth():
+    """Guards against mouth views framed unlike the device's refinement crop: the lips-and-mouth
+    centroid must sit near the centre, the zoom must make the lips several times larger than in
+    a face crop, and the eyes must (nearly always) be out of view."""
+    rng = np.random.default_rng(11)
+    mouth_ids = [CLASS_ID[c] for c in MOUTH_CLASSES]
+    offsets, areas, eyes = [], [], 0
+    for _ in range(30):
+        _, lab = synth.render_face(rng, mouth=MouthCrop())
+        ys, xs = np.nonzero(np.isin(lab, mouth_ids))
+        offsets.append(np.hypot(xs.mean() + 0.5 - INPUT_SIZE / 2, ys.mean() + 0.5 - INPUT_SIZE / 2) / INPUT_SIZE)
+        areas.append(len(xs) / lab.size)
+        eyes += bool(np.isin(lab, [CLASS_ID["left_eye"], CLASS_ID["right_eye"]]).any())
+    face_areas = [np.isin(synth.render_face(rng)[1], mouth_ids).mean() for _ in range(30)]
+    assert np.median(offsets) < 0.1
+    assert np.median(areas) > 4 * np.median(face_areas)
+    assert eyes <= 6
+
+
+def test_generated_sets_mix_in_mouth_views():
+    """Guards against the generator dropping the mouth views the default bundle's refinement pass needs."""
+    b = synth.generate(200, seed=4)
+    zoomed = np.mean([_is_mouth_view(lab) for lab in b.labels])
+    assert abs(zoomed - synth.MOUTH_FRACTION) < 0.1

@@ -54,6 +54,7 @@ import math
 import os
 import re
 import sys
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -67,14 +68,17 @@ from edge.contract import (
     CLASSES,
     IGNORE,
     INPUT_SIZE,
+    MOUTH_CLASSES,
     OUTPUT_FACE,
     OUTPUT_PARTS,
     OUTPUT_STRIDE,
     CropGeometry,
     FaceBox,
+    MouthCrop,
     crop_matrix,
     face_box_from_labels,
     flip_permutation,
+    mouth_matrix,
     warp_crop,
 )
 
@@ -245,6 +249,36 @@ def crop_sample(
     geometry = geometry or CropGeometry()
     box = face_box_for(labels)
     m = crop_matrix(box, geometry, size)
+    img = warp_crop(image, m, size)
+    lab = cv2.warpAffine(labels, m, (size, size), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    return img, np.ascontiguousarray(lab[::stride, ::stride])
+
+
+def mouth_crop_sample(
+    image: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    mouth: MouthCrop | None = None,
+    size: int = INPUT_SIZE,
+    stride: int = OUTPUT_STRIDE,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Cut the device's mouth refinement crop (with the first parse's typical error) and its labels.
+
+    Returns None when the labels show no mouth.
+    """
+    import cv2
+
+    mouth = mouth or MouthCrop()
+    box = face_box_for(labels)
+    ys, xs = np.nonzero(np.isin(labels, [CLASS_ID[c] for c in MOUTH_CLASSES]))
+    if xs.size < 20:
+        return None
+    centre = np.array([xs.mean() + 0.5, ys.mean() + 0.5]) + np.clip(rng.normal(0, 0.03, 2), -0.08, 0.08) * box.size
+    jittered = box._replace(
+        size=box.size * float(np.clip(rng.normal(1, 0.08), 0.8, 1.2)),
+        angle_deg=box.angle_deg + float(np.clip(rng.normal(0, 5), -15, 15)),
+    )
+    m = mouth_matrix(jittered, (float(centre[0]), float(centre[1])), mouth, size)
     img = warp_crop(image, m, size)
     lab = cv2.warpAffine(labels, m, (size, size), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
     return img, np.ascontiguousarray(lab[::stride, ::stride])
@@ -465,20 +499,26 @@ def _prepare_items(
 ) -> Arrays:
     """Read, check and crop real samples (threaded: OpenCV releases the GIL)."""
 
-    def one(item: _Item) -> Sample | tuple[str, str]:
+    def one(item: _Item) -> list[Sample] | tuple[str, str]:
         try:
             img, lab = item.load()
             ci, cl = crop_sample(img, lab, geometry, size)
-            return Sample(ci, cl, 1)
+            out = [Sample(ci, cl, 1)]
+            # Each labelled face also gives the mouth view the device's refinement pass sees.
+            rng = np.random.default_rng(zlib.crc32(str(item.key).encode()))
+            mouth = mouth_crop_sample(img, lab, rng, size=size)
+            if mouth is not None:
+                out.append(Sample(*mouth, 1))
+            return out
         except SampleError as e:
             return (str(item.key), str(e))
 
     workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as ex:
         results = list(ex.map(one, items))
-    good = [r for r in results if isinstance(r, Sample)]
+    good = [s for r in results if isinstance(r, list) for s in r]
     for r in results:
-        if not isinstance(r, Sample):
+        if not isinstance(r, list):
             if strict:
                 raise DataError(f"malformed sample {r[0]}: {r[1]}")
             summary.skipped.append(r)
@@ -594,9 +634,10 @@ def load_split(
             else:
                 items = _celebamask_items(src.path) if src.kind == "celebamask" else _folder_items(src.path)
                 s.found = len(items)
-                arr = _prepare_items(items, geometry, size, strict, summary, s)
-                ti, vi = _split_indices(len(arr), val_fraction, seed, salt)
-                tr, va = arr.take(ti), arr.take(vi)
+                # Split by photo, so a face's mouth view never lands on the other side of the split.
+                ti, vi = _split_indices(len(items), val_fraction, seed, salt)
+                tr = _prepare_items([items[i] for i in ti], geometry, size, strict, summary, s)
+                va = _prepare_items([items[i] for i in vi], geometry, size, strict, summary, s)
         if src.repeat > 1 and len(tr):
             tr = tr.take(np.tile(np.arange(len(tr)), src.repeat))
         s.train, s.val = len(tr), len(va)

@@ -25,7 +25,7 @@ DEFAULT_OUT = ROOT / "edge" / "data" / "models" / "vanity-default.tflite"
 class Recipe:
     """How the default bundle is made."""
 
-    synth: int = 12000
+    synth: int = 14000
     epochs: int = 8
     batch_size: int = 32
     lr: float = 4e-3

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from edge.contract import CLASS_ID, INPUT_SIZE, OUTPUT_STRIDE, CropGeometry
+from edge.contract import CLASS_ID, INPUT_SIZE, OUTPUT_STRIDE, CropGeometry, MouthCrop
 
 BG = CLASS_ID["background"]
 SKIN = CLASS_ID["skin"]
@@ -48,6 +48,8 @@ MST_RGB = np.array([[int(h[i : i + 2], 16) for i in (0, 2, 4)] for h in MST_HEX]
 
 NEGATIVE_FRACTION = 0.08
 """Share of generated samples without a face."""
+MOUTH_FRACTION = 0.25
+"""Share of generated samples that are the device's zoomed mouth crop instead of the face crop."""
 
 _HAIR_COLOURS = np.array(
     [
@@ -534,6 +536,27 @@ def _face_transform(rng: np.random.Generator, face_pts: np.ndarray, size: int, g
     return np.hstack([a, t[:, None]])
 
 
+def _mouth_transform(
+    rng: np.random.Generator, face: _Face, face_pts: np.ndarray, size: int, mouth: MouthCrop
+) -> np.ndarray:
+    """Canonical face units -> mouth-crop pixels, as the device frames its refinement crop.
+
+    The device centres the crop on the first parse's lips-and-mouth centroid,
+    which is off by a little: the jitter covers that error.
+    """
+    phi = math.radians(float(np.clip(rng.normal(0, 12), -45, 45)))
+    c, s = math.cos(phi), math.sin(phi)
+    q = face_pts @ np.array([[c, s], [-s, c]])
+    box_side = float(max(q.max(0) - q.min(0)))
+    centre = _mouth_centroid(face) + np.clip(rng.normal(0, 0.03, 2), -0.08, 0.08) * box_side
+    k = size / (mouth.scale * box_side * float(np.clip(rng.normal(1, 0.08), 0.8, 1.2)))
+    rho = math.radians(float(np.clip(rng.normal(0, 5), -15, 15)))
+    cr, sr = math.cos(rho), math.sin(rho)
+    a = k * np.array([[cr, -sr], [sr, cr]])
+    t = np.array([size / 2.0, size / 2.0]) - a @ centre
+    return np.hstack([a, t[:, None]])
+
+
 class _Light(NamedTuple):
     direction: np.ndarray
     ambient: float
@@ -799,11 +822,19 @@ def _draw_nose(rng: np.random.Generator, cv: _Canvas, face: _Face, skin: np.ndar
     cv.blob(cv.soft, _ellipse(0, ny + 0.13, nw * 0.9, 0.05, 12), -r(0.05, 0.3))  # under the nose
 
 
-def _draw_mouth(rng: np.random.Generator, cv: _Canvas, face: _Face, skin: np.ndarray) -> None:
-    r = rng.uniform
+class _MouthShape(NamedTuple):
+    x: np.ndarray  # -1..1 along the mouth
+    X: np.ndarray  # face-unit x of each sample
+    top_u: np.ndarray
+    line_u: np.ndarray
+    line_l: np.ndarray
+    bot_l: np.ndarray
+
+
+def _mouth_shape(face: _Face, n: int = 21) -> _MouthShape:
+    """The lip outlines in face units (shared by the drawing and the mouth views' centring)."""
     my, mw, dx = face.mouth_y, face.mouth_w, face.mouth_dx
     hu, hl, op, sm = face.ulip_h, face.llip_h, face.open, face.smile
-    n = 21
     x = np.linspace(-1, 1, n)
     lift = sm * x**2  # corners rise with a smile
     # Upper lip: the cupid's bow on top, the lip line below.
@@ -814,7 +845,24 @@ def _draw_mouth(rng: np.random.Generator, cv: _Canvas, face: _Face, skin: np.nda
     line_l = my - lift + op * gap
     top_u = my - lift - bow
     bot_l = line_l + hl * (1 - x**2) ** 0.7
-    X = dx + x * mw
+    return _MouthShape(x, dx + x * mw, top_u, line_u, line_l, bot_l)
+
+
+def _mouth_centroid(face: _Face) -> np.ndarray:
+    """Centroid (face units) of the lips and the open mouth: the region between the outer lip lines."""
+    m = _mouth_shape(face)
+    h = np.maximum(m.bot_l - m.top_u, 0.0)
+    w = h.sum()
+    return np.array([float((m.X * h).sum() / w), float((0.5 * (m.top_u + m.bot_l) * h).sum() / w)])
+
+
+def _draw_mouth(rng: np.random.Generator, cv: _Canvas, face: _Face, skin: np.ndarray) -> None:
+    r = rng.uniform
+    my, mw, dx = face.mouth_y, face.mouth_w, face.mouth_dx
+    hl, op, sm = face.llip_h, face.open, face.smile
+    shape = _mouth_shape(face)
+    x, X, top_u, line_u, line_l, bot_l = shape
+    n = len(x)
     upper = np.concatenate([np.stack([X, top_u], 1), np.stack([X, line_u], 1)[::-1]])
     lower = np.concatenate([np.stack([X, line_l], 1), np.stack([X, bot_l], 1)[::-1]])
 
@@ -1006,9 +1054,12 @@ def _gamma_lut(g: float) -> np.ndarray:
 
 
 def render_face(
-    rng: np.random.Generator, size: int = INPUT_SIZE, geometry: CropGeometry | None = None
+    rng: np.random.Generator,
+    size: int = INPUT_SIZE,
+    geometry: CropGeometry | None = None,
+    mouth: MouthCrop | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Render one face crop.
+    """Render one face crop, or with ``mouth`` the device's zoomed mouth crop of one.
 
     Returns:
         (image uint8 (size, size, 3) RGB, labels uint8 (size, size) class ids).
@@ -1017,7 +1068,10 @@ def render_face(
     male = rng.random() < 0.5
     face = _Face(rng)
     hair = _Hair(rng, face, male)
-    m = _face_transform(rng, _face_box_points(face, hair), size, geometry)
+    if mouth is not None:
+        m = _mouth_transform(rng, face, _face_box_points(face, hair), size, mouth)
+    else:
+        m = _face_transform(rng, _face_box_points(face, hair), size, geometry)
     cv = _Canvas(size, m, _background(rng, size))
     _render_person(rng, cv, face, hair, male)
     img = _finish(rng, cv, _light(rng), face, hair.curly)
@@ -1064,10 +1118,11 @@ def render_negative(rng: np.random.Generator, size: int = INPUT_SIZE) -> tuple[n
 
 def render_sample(rng: np.random.Generator, size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray, int]:
     """One sample: a face (most of the time) or a negative. Returns (image, full-res labels, face flag)."""
-    if rng.random() < NEGATIVE_FRACTION:
+    u = rng.random()
+    if u < NEGATIVE_FRACTION:
         img, lab = render_negative(rng, size)
         return img, lab, 0
-    img, lab = render_face(rng, size)
+    img, lab = render_face(rng, size, mouth=MouthCrop() if u > 1.0 - MOUTH_FRACTION else None)
     return img, lab, 1
 
 

@@ -32,7 +32,7 @@ from typing import Literal
 
 import numpy as np
 
-from edge.contract import CLASSES, OUTPUT_FACE, OUTPUT_PARTS, CropGeometry
+from edge.contract import CLASSES, OUTPUT_FACE, OUTPUT_PARTS, CropGeometry, MouthCrop
 from training.metrics import ClassReport, format_table, majority_baseline
 from training.model import ModelSpec
 
@@ -330,6 +330,8 @@ def train(opts: TrainOptions) -> TrainResult:
             "seed": opts.seed,
             "classes": list(CLASSES),
             "crop_geometry": CropGeometry().model_dump(),
+            # The data readers and the generator always include the device's mouth views.
+            "mouth_geometry": MouthCrop().model_dump(),
             "model": {
                 "spec": opts.model.to_dict(),
                 "params": int(model.count_params()),

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from edge.contract import CLASS_ID
-from edge.types import FaceAnalysis
+from edge.types import FaceAnalysis, MouthView
 
 LayerKind = Literal["lipstick", "blush", "eyeshadow", "eyeliner", "brows", "foundation"]
 Finish = Literal["matte", "satin", "gloss", "shimmer"]
@@ -216,7 +216,9 @@ class FaceMasks:
         feather_px: Gaussian feather sigma in model-input (crop) pixels.
     """
 
-    def __init__(self, face: FaceAnalysis, frame_shape: tuple[int, ...], feather_px: float):
+    def __init__(self, face: FaceAnalysis | MouthView, frame_shape: tuple[int, ...], feather_px: float):
+        self._face = face
+        self._feather_px = feather_px
         probs = np.asarray(face.probs, np.float32)
         if probs.ndim != 3 or probs.shape[0] != probs.shape[1]:
             raise ValueError(f"face.probs must be (S, S, C), got {probs.shape}")
@@ -231,6 +233,15 @@ class FaceMasks:
         self.frame_hw = (h, w)
         self.roi = self._roi(w, h)
         self._cache: dict[str, object] = {}
+
+    def mouth(self) -> FaceMasks:
+        """Masks in the face's zoomed mouth view when it has one (lips several times sharper), else these."""
+        mouth = getattr(self._face, "mouth", None)
+        if mouth is None:
+            return self
+        if "mouth" not in self._cache:
+            self._cache["mouth"] = FaceMasks(mouth, (*self.frame_hw,), self._feather_px)
+        return self._cache["mouth"]  # type: ignore[return-value]
 
     # -- region of interest and warping
 

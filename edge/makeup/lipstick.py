@@ -59,6 +59,7 @@ class Lipstick(Layer):
         """Shift the lips' mean colour to the shade, keep L* detail, shape highlights by finish."""
         if spec.intensity <= 0:
             return
+        masks = masks.mouth()
         crop = self._masks(masks)
         rect = masks.rect_of(crop[:, :, 0])
         if rect is None:

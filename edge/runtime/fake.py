@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.contract import CLASS_ID, CLASSES, INPUT_SIZE, OUTPUT_STRIDE, BundleMetadata, OutputSpec
+from edge.contract import CLASS_ID, CLASSES, INPUT_SIZE, OUTPUT_STRIDE, BundleMetadata, MouthCrop, OutputSpec
 from edge.runtime.base import ParseOutput
 
 
@@ -35,7 +35,8 @@ class FakeParser:
 
     runtime_name = "fake"
 
-    def __init__(self, face: bool = True):
+    def __init__(self, face: bool = True, mouth: bool = False):
+        """Args: face: whether crops hold a face; mouth: whether the bundle offers the mouth refinement pass."""
         self.face = face
         labels = fake_labels() if face else np.zeros((64, 64), np.uint8)
         self._probs = np.eye(len(CLASSES), dtype=np.float32)[labels]
@@ -46,6 +47,7 @@ class FakeParser:
                 "parts": OutputSpec(name="parts", shape=[1, 64, 64, len(CLASSES)], meaning="class probabilities"),
                 "face": OutputSpec(name="face", shape=[1, 1], meaning="face probability"),
             },
+            mouth=MouthCrop() if mouth else None,
         )
         self.calls = 0
 

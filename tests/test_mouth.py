@@ -1,0 +1,129 @@
+"""The mouth refinement pass: a zoomed crop on the lips, parsed by the same model, blended back."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from edge.analysis import Analyzer, analyze_still, image_probs, labels_to_image, mouth_center, mouth_window
+from edge.config import load_config
+from edge.contract import CLASS_ID, CLASSES, CropGeometry, FaceBox, MouthCrop, crop_matrix, invert_affine, mouth_matrix
+from edge.detectors.fake import FakeDetector
+from edge.makeup import LayerSpec, Look, Renderer
+from edge.makeup.synthetic import synthetic_face
+from edge.runtime.fake import FakeParser
+from edge.types import FaceAnalysis, MouthView
+from tests.conftest import synthetic_frame
+
+N = len(CLASSES)
+
+
+def _cfg(**analysis):
+    return load_config(None, {"detector": {"kind": "fake", "box": [220, 140, 200, 200]}, "analysis": analysis})
+
+
+def _one_hot(label: str, size: int = 64) -> np.ndarray:
+    p = np.zeros((size, size, N), np.float32)
+    p[..., CLASS_ID[label]] = 1.0
+    return p
+
+
+def test_mouth_center_is_the_lips_centroid_in_the_image():
+    """Guards against a refinement crop centred off the mouth (it would cut the lips off)."""
+    probs = _one_hot("skin")
+    probs[40:44, 20:30] = 0
+    probs[40:44, 20:30, CLASS_ID["upper_lip"]] = 1.0
+    m = np.array([[2.0, 0.0, 100.0], [0.0, 2.0, 50.0]])
+    cx, cy = mouth_center(probs, m)
+    assert (cx, cy) == pytest.approx((100 + 2 * 24.5, 50 + 2 * 41.5))
+    assert mouth_center(_one_hot("skin"), m) is None  # no mouth seen: no refinement
+
+
+def test_still_analysis_runs_the_mouth_pass_when_the_bundle_offers_it():
+    """Guards against the refinement pass being skipped (blurry lips) or run for bundles not trained for it."""
+    frame = synthetic_frame()
+    cfg = _cfg()
+    det = FakeDetector(cfg.detector)
+    with_mouth = FakeParser(mouth=True)
+    (face,) = analyze_still(with_mouth, det, cfg.analysis, frame)
+    assert face.mouth is not None and face.mouth.probs.shape == face.probs.shape
+    # The crop is centred on the face pass's lips, at the contract's zoom.
+    centre = mouth_center(face.probs, face.output_to_image())
+    assert np.allclose(face.mouth.crop_matrix @ np.array([*centre, 1.0]), [64, 64])
+    side = np.hypot(*invert_affine(face.mouth.crop_matrix)[:, 0]) * 128
+    assert side == pytest.approx(MouthCrop().scale * face.box.size, rel=0.2)
+    assert with_mouth.calls == 3 + 1  # face pass + 2 refinements, then the mouth
+
+    without = FakeParser(mouth=False)
+    (face,) = analyze_still(without, det, cfg.analysis, frame)
+    assert face.mouth is None and without.calls == 3
+    off = FakeParser(mouth=True)
+    (face,) = analyze_still(off, det, _cfg(refine_mouth=False).analysis, frame)
+    assert face.mouth is None and off.calls == 3
+
+
+def test_tracker_refines_every_frame_and_times_it():
+    """Guards against the hot loop losing the mouth view while tracking, or hiding its cost."""
+    cfg = _cfg()
+    parser = FakeParser(mouth=True)
+    an = Analyzer(parser, FakeDetector(cfg.detector), cfg.analysis)
+    for i in range(5):
+        face = an.analyze(synthetic_frame(seed=i), now=i / 30)
+        assert face is not None and face.mouth is not None
+        assert an.last.mouth > 0.0
+    assert parser.calls == 10  # one face pass and one mouth pass per frame
+
+
+def test_mouth_view_wins_in_the_middle_and_fades_at_its_edge():
+    """Guards against a visible seam: the mouth view must decide near the lips and hand over smoothly."""
+    w = mouth_window(64)
+    assert w[32, 32] == pytest.approx(1.0) and w[0, 32] < 0.05 and w[32, 0] < 0.05
+    assert np.all(np.diff(w[32, :32]) >= 0)  # rises monotonically toward the middle
+
+    box = FaceBox(320.0, 240.0, 200.0)
+    face = FaceAnalysis(box, crop_matrix(box, CropGeometry()), _one_hot("skin"), np.ones((64, 64), np.uint8), 0.99)
+    centre = (320.0, 300.0)
+    mm = mouth_matrix(box, centre, MouthCrop())
+    face.mouth = MouthView(mm, _one_hot("upper_lip"))
+    labels = labels_to_image([face], 480, 640)
+    assert labels[300, 320] == CLASS_ID["upper_lip"]
+    half = MouthCrop().scale * box.size / 2
+    assert labels[300, int(320 + half - 2)] == CLASS_ID["skin"]  # the face's parse at the crop's edge
+    assert labels[150, 320] == CLASS_ID["skin"]  # and everywhere outside it
+    probs, inside = image_probs(face, 480, 640)
+    around = probs[int(300 - half) : int(300 + half), int(320 - half) : int(320 + half)]
+    assert inside[300, 320] and np.allclose(
+        around.sum(-1), 1.0, atol=2e-3
+    )  # a distribution (OpenCV warps in fixed point)
+
+
+def test_lipstick_follows_the_mouth_view():
+    """Guards against lipstick painted from the coarse face map when a sharper mouth view exists."""
+    frame, face, _ = synthetic_face(480, 640, face_px=200.0, seed=3)
+    look = Look(name="t", layers=[LayerSpec(kind="lipstick", color="#1060ff", intensity=1.0)])
+    lips = np.isin(face.probs.argmax(-1), [CLASS_ID["upper_lip"], CLASS_ID["lower_lip"]])
+    ys, xs = np.nonzero(lips)
+    cx, cy = face.output_to_image() @ np.array([xs.mean(), ys.mean(), 1.0])
+    # A mouth view that says the lips are only a small disc (radius 10 px) at the mouth's centre.
+    mm = mouth_matrix(face.box, (cx, cy), MouthCrop())
+    inv = invert_affine(mm)
+    centres = np.indices((64, 64))[::-1].reshape(2, -1).T * 2.0 + 0.5  # output pixel centres, input px
+    img = centres @ inv[:, :2].T + inv[:, 2]
+    disc = (np.hypot(img[:, 0] - cx, img[:, 1] - cy) < 10.0).reshape(64, 64)
+    view = _one_hot("skin")
+    view[disc] = 0.0
+    view[disc, CLASS_ID["lower_lip"]] = 1.0
+    refined = dataclasses.replace(face, mouth=MouthView(mm, view))
+
+    r = Renderer()
+    plain = r.render(frame, face, look)
+    sharp = r.render(frame, refined, look)
+    changed_plain = np.abs(plain.astype(int) - frame).sum(-1) > 30
+    changed_sharp = np.abs(sharp.astype(int) - frame).sum(-1) > 30
+    yy, xx = np.indices(frame.shape[:2])
+    r_px = np.hypot(xx - cx, yy - cy)
+    assert changed_sharp[r_px < 7].mean() > 0.9  # the mouth view's lips are painted
+    corners = changed_plain & (r_px > 15)  # the face map's lips away from the disc
+    assert corners.sum() > 100 and changed_sharp[corners].mean() < 0.05
