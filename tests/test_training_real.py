@@ -90,3 +90,54 @@ def test_default_model_recipe_builds_a_bundle(tmp_path):
         assert b.metadata.build.quantization == "int8"
     else:
         assert not out.exists()
+
+
+def _drawn_face() -> tuple[np.ndarray, np.ndarray]:
+    """A colour-coded face: every class has its own flat colour, so image and labels can be compared."""
+    from training.synth import render_face, sample_rng
+
+    _, lab = render_face(sample_rng(2, 0), 256)
+    palette = np.random.default_rng(0).integers(0, 256, (256, 3)).astype(np.uint8)
+    return palette[lab], lab
+
+
+def test_reshape_warps_image_and_labels_alike():
+    """Guards against reshaped real samples whose labels no longer sit on the pixels they describe."""
+    import cv2
+
+    from training.real import reshape_face
+
+    img, lab = _drawn_face()
+    palette_of = {int(c): img[lab == c][0] for c in np.unique(lab)}
+    areas = []
+    for seed in range(4):
+        out, new = reshape_face(img, lab, np.random.default_rng(seed), amplitude=0.04)
+        assert out.shape == img.shape and new.shape == lab.shape
+        # Away from class edges, each pixel still has its class's colour.
+        edge = cv2.dilate(cv2.Canny(new, 0, 0), np.ones((5, 5), np.uint8)) > 0
+        ok = [np.abs(out[(new == c) & ~edge].astype(int) - col).max(axis=-1) < 3 for c, col in palette_of.items()]
+        assert np.concatenate(ok).mean() > 0.98
+        areas.append(int(np.isin(new, [CLASS_ID["upper_lip"], CLASS_ID["lower_lip"]]).sum()))
+        assert not np.array_equal(new, lab)
+    assert max(areas) > 1.1 * min(areas)  # the lips change shape from one reshape to the next
+
+
+def test_paint_lips_moves_only_the_lips_to_the_shade():
+    """Guards against lipstick augmentation that bleeds onto skin or leaves the lips' colour unchanged."""
+    import cv2
+
+    from training.real import paint_lips
+
+    rng = np.random.default_rng(0)
+    img, lab = _drawn_face()
+    img = np.clip(img.astype(int) + rng.integers(-10, 10, img.shape), 0, 255).astype(np.uint8)  # texture
+    lips = np.isin(lab, [CLASS_ID["upper_lip"], CLASS_ID["lower_lip"]])
+    shade = (45.0, 60.0, 35.0)
+    out = paint_lips(img, lab, shade, 1.0)
+    near = cv2.dilate(lips.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    assert np.array_equal(out[~near], img[~near])
+    to_lab = lambda x: cv2.cvtColor(x.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)  # noqa: E731
+    core = cv2.erode(lips.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    before, after = to_lab(img)[core].mean(0), to_lab(out)[core].mean(0)
+    assert np.abs(after - shade).max() < 0.5 * np.abs(before - shade).max()
+    assert to_lab(out)[core][:, 0].std() > 0.5 * to_lab(img)[core][:, 0].std()  # texture kept

@@ -34,8 +34,10 @@ class Recipe:
     calibration: int = 300
     val_limit: int | None = 800
     steps_per_epoch: int | None = None
-    real_repeat: int = 50
-    """Times each teacher-labelled allowed photo is seen per epoch (0: synthetic faces only)."""
+    real_repeat: int = 10
+    """Times each teacher-labelled real image is seen per epoch (0: synthetic faces only)."""
+    real_reshapes: int = 4
+    """Reshaped copies (new face shape, mouth, lips, sometimes lipstick) of each allowed photo's tone variant."""
 
 
 def build(out: Path, run_dir: Path, recipe: Recipe, progress: bool = True):
@@ -53,9 +55,9 @@ def build(out: Path, run_dir: Path, recipe: Recipe, progress: bool = True):
     if recipe.real_repeat:
         from training.real import write_allowed_set
 
-        real_dir = run_dir.parent / f"{run_dir.name}-real"
+        real_dir = run_dir.parent / f"{run_dir.name}-real-r{recipe.real_reshapes}"
         if not (real_dir / "masks").is_dir():
-            write_allowed_set(real_dir)
+            write_allowed_set(real_dir, reshapes=recipe.real_reshapes, seed=recipe.seed)
         data += f"+folder:{real_dir}*{recipe.real_repeat}"
     opts = TrainOptions(
         data=data,
@@ -101,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         default=r.real_repeat,
         help="Repeats of the teacher-labelled allowed photos per epoch (0: synthetic only; needs `make teacher`).",
     )
+    ap.add_argument(
+        "--real-reshapes", type=int, default=r.real_reshapes, help="Reshaped copies of each real tone variant."
+    )
     ap.add_argument("--quiet", action="store_true", help="No progress bars.")
     args = ap.parse_args(argv)
     recipe = Recipe(
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         calibration=args.calibration,
         val_limit=args.val_limit,
         steps_per_epoch=args.steps_per_epoch,
+        real_repeat=args.real_repeat,
+        real_reshapes=args.real_reshapes,
     )
     from convert.quantize import GateFailed
 
