@@ -186,6 +186,8 @@ class Analyzer:
         self._filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(4)]
         self._since_detect = 0
         self._idle_skip = 0
+        self.mouth_wanted = True
+        """Whether anything needs the mouth pass now (the kiosk clears it while no lipstick is worn)."""
         self.detections = 0
         self.last = StageTimes()
 
@@ -282,7 +284,8 @@ class Analyzer:
 
     def _refine_mouth(self, frame: np.ndarray, box: FaceBox, analysis: FaceAnalysis, times: StageTimes):
         mouth = self.parser.metadata.mouth
-        if mouth is None or not self.cfg.refine_mouth:
+        if mouth is None or not self.cfg.refine_mouth or not self.mouth_wanted:
+            self._mouth_probs = None
             return None
         t0 = time.monotonic()
         view = parse_mouth(self.parser, frame, box, analysis, mouth)

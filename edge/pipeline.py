@@ -194,6 +194,11 @@ class Mirror:
         return self.slot.take(timeout)
 
     def _analyze(self, frame: np.ndarray, now: float) -> FaceAnalysis | None:
+        # Only lipstick reads the mouth view: without it the second inference would be wasted.
+        look = self.session.look
+        self.analyzer.mouth_wanted = any(
+            layer.kind == "lipstick" and layer.intensity > 0 for layer in getattr(look, "layers", ())
+        )
         face = self.analyzer.analyze(frame, now)
         st = self.analyzer.last
         if st.skipped:  # idle frame: the detector rested, nothing was measured

@@ -127,3 +127,26 @@ def test_lipstick_follows_the_mouth_view():
     assert changed_sharp[r_px < 7].mean() > 0.9  # the mouth view's lips are painted
     corners = changed_plain & (r_px > 15)  # the face map's lips away from the disc
     assert corners.sum() > 100 and changed_sharp[corners].mean() < 0.05
+
+
+def test_kiosk_runs_the_mouth_pass_only_while_lipstick_is_worn(fake_cfg):
+    """Guards against paying a second inference per frame on a Pi when no layer reads the mouth view."""
+    from edge.catalog import load_catalog
+    from edge.detectors import make_detector
+    from edge.makeup import Renderer
+    from edge.pipeline import Mirror
+    from edge.sources import make_source
+
+    parser = FakeParser(mouth=True)
+    det, source = make_detector(fake_cfg.detector), make_source(fake_cfg.source)
+    mirror = Mirror(fake_cfg, parser, det, Renderer(), load_catalog(fake_cfg.catalog), source)
+    mirror.step(synthetic_frame())  # the customer arrives: a session starts with the default look
+    mirror.set_look(Look(name="cheeks", layers=[LayerSpec(kind="blush", color="#e07070")]))
+    parser.calls = 0
+    for i in range(3):
+        mirror.step(synthetic_frame(seed=i))
+    assert parser.calls == 3 and mirror.face.mouth is None
+    mirror.set_look(Look(name="lips", layers=[LayerSpec(kind="lipstick", color="#c2185b")]))
+    for i in range(3):
+        mirror.step(synthetic_frame(seed=i))
+    assert parser.calls == 3 + 6 and mirror.face.mouth is not None
