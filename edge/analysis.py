@@ -145,11 +145,8 @@ def mouth_center(probs: np.ndarray, m_out_to_img: np.ndarray, min_pixels: int = 
     return float(x), float(y)
 
 
-def parse_mouth(parser, image: np.ndarray, box: FaceBox, analysis: FaceAnalysis, mouth: MouthCrop) -> MouthView | None:
-    """Parse the zoomed mouth crop of a face (the refinement pass); None when no mouth is seen."""
-    centre = mouth_center(analysis.probs, analysis.output_to_image())
-    if centre is None:
-        return None
+def parse_mouth(parser, image: np.ndarray, box: FaceBox, centre: tuple[float, float], mouth: MouthCrop) -> MouthView:
+    """Parse the zoomed mouth crop centred on ``centre`` (see :func:`mouth_center`): the refinement pass."""
     size = parser.metadata.input.size
     m = mouth_matrix(box, centre, mouth, size)
     out = parser(warp_crop(image, m, size))
@@ -184,6 +181,7 @@ class Analyzer:
         self._probs: np.ndarray | None = None
         self._mouth_probs: np.ndarray | None = None
         self._filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(4)]
+        self._mouth_filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(2)]
         self._since_detect = 0
         self._idle_skip = 0
         self.mouth_wanted = True
@@ -209,7 +207,7 @@ class Analyzer:
         self._box = None
         self._probs = None
         self._mouth_probs = None
-        for f in self._filters:
+        for f in (*self._filters, *self._mouth_filters):
             f.reset()
 
     def _acquire(self, frame: np.ndarray, times: StageTimes) -> FaceBox | None:
@@ -254,6 +252,7 @@ class Analyzer:
         vals = [f(v, now) for f, v in zip(self._filters, next_box, strict=True)]
         self._box = FaceBox(*vals)
         times.post += (time.monotonic() - t0) * 1e3
+        analysis.mouth = self._refine_mouth(frame, self._box, analysis, times, now)
         return analysis
 
     def _parse(self, frame: np.ndarray, box: FaceBox, times: StageTimes) -> tuple[FaceAnalysis, FaceBox] | None:
@@ -278,25 +277,31 @@ class Analyzer:
         times.post = (time.monotonic() - t2) * 1e3
         if next_box is None:
             return None
-        analysis.mouth = self._refine_mouth(frame, next_box, analysis, times)
         # The class map's face box is the contract's face box; keep the roll continuous.
         return analysis, next_box
 
-    def _refine_mouth(self, frame: np.ndarray, box: FaceBox, analysis: FaceAnalysis, times: StageTimes):
+    def _refine_mouth(
+        self, frame: np.ndarray, box: FaceBox, analysis: FaceAnalysis, times: StageTimes, now: float
+    ) -> MouthView | None:
         mouth = self.parser.metadata.mouth
         if mouth is None or not self.cfg.refine_mouth or not self.mouth_wanted:
             self._mouth_probs = None
             return None
         t0 = time.monotonic()
-        view = parse_mouth(self.parser, frame, box, analysis, mouth)
-        if view is None:
+        centre = mouth_center(analysis.probs, analysis.output_to_image())
+        if centre is None:
             self._mouth_probs = None
-        else:
-            # The mouth crop follows the lips, so its class map is smoothed in its own space, like the face's.
-            if self._mouth_probs is not None and self._mouth_probs.shape == view.probs.shape:
-                a = self.cfg.mask_ema
-                view.probs = a * view.probs + (1 - a) * self._mouth_probs
-            self._mouth_probs = view.probs
+            for f in self._mouth_filters:
+                f.reset()
+            return None
+        # The crop's placement is filtered like the face box, so the EMA below blends aligned maps.
+        centre = (self._mouth_filters[0](centre[0], now), self._mouth_filters[1](centre[1], now))
+        view = parse_mouth(self.parser, frame, box, centre, mouth)
+        # The mouth crop follows the lips, so its class map is smoothed in its own space, like the face's.
+        if self._mouth_probs is not None and self._mouth_probs.shape == view.probs.shape:
+            a = self.cfg.mask_ema
+            view.probs = a * view.probs + (1 - a) * self._mouth_probs
+        self._mouth_probs = view.probs
         times.mouth = (time.monotonic() - t0) * 1e3
         return view
 
@@ -327,8 +332,9 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
             box = nb
         if result is not None:
             mouth = parser.metadata.mouth
-            if mouth is not None and cfg.refine_mouth:
-                result.mouth = parse_mouth(parser, image, box, result, mouth)
+            centre = mouth_center(result.probs, result.output_to_image())
+            if mouth is not None and cfg.refine_mouth and centre is not None:
+                result.mouth = parse_mouth(parser, image, box, centre, mouth)
             faces.append(result)
     return faces
 
