@@ -26,7 +26,7 @@ class Recipe:
     """How the default bundle is made."""
 
     synth: int = 14000
-    epochs: int = 8
+    epochs: int = 10
     batch_size: int = 32
     lr: float = 4e-3
     width: float = 1.0
