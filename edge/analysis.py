@@ -22,6 +22,7 @@ from edge.contract import (
     FaceBox,
     MouthCrop,
     crop_matrix,
+    flip_permutation,
     mouth_matrix,
     warp_crop,
 )
@@ -306,12 +307,34 @@ class Analyzer:
         return view
 
 
+class FlipAveraged:
+    """A parser that also parses the mirrored crop and averages the two (for stills: twice the inferences).
+
+    A horizontal flip swaps the image-left and image-right parts, so the mirrored
+    class map is flipped back and its left/right classes swapped before averaging.
+    """
+
+    def __init__(self, parser):
+        self.parser = parser
+        self.metadata = parser.metadata
+        self._perm = flip_permutation(tuple(parser.metadata.classes))
+
+    def __call__(self, crop: np.ndarray):
+        """Average of the crop's and the mirrored crop's parse."""
+        a = self.parser(crop)
+        b = self.parser(np.ascontiguousarray(crop[:, ::-1]))
+        probs = 0.5 * (a.probs + b.probs[:, ::-1][..., self._perm])
+        return type(a)(np.ascontiguousarray(probs, np.float32), 0.5 * (a.face + b.face))
+
+
 def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> list[FaceAnalysis]:
     """Analyse every face in a still image (no temporal state).
 
     Each detection is refined ``refine`` times by re-cropping from the class
-    map's own face box, the same geometry the tracker uses.
+    map's own face box, the same geometry the tracker uses. With
+    ``cfg.flip_stills`` every parse averages the crop and its mirror image.
     """
+    mouth_parser = FlipAveraged(parser) if cfg.flip_stills else parser
     boxes = detector.detect(image)
     faces = []
     geometry = parser.metadata.crop
@@ -334,7 +357,7 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
             mouth = parser.metadata.mouth
             centre = mouth_center(result.probs, result.output_to_image())
             if mouth is not None and cfg.refine_mouth and centre is not None:
-                result.mouth = parse_mouth(parser, image, box, centre, mouth)
+                result.mouth = parse_mouth(mouth_parser, image, box, centre, mouth)
             faces.append(result)
     return faces
 

@@ -147,6 +147,9 @@ class AnalysisConfig(_Strict):
         True,
         description="Parse a zoomed mouth crop as well, when the bundle supports it: sharper lips, one more inference.",
     )
+    flip_stills: bool = Field(
+        True, description="For still images (vanity analyze/render), also parse each mirrored crop and average."
+    )
     tone_ema: float = Field(0.1, gt=0, le=1, description="Weight of the newest skin-tone measurement.")
 
 

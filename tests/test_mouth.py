@@ -44,7 +44,7 @@ def test_mouth_center_is_the_lips_centroid_in_the_image():
 def test_still_analysis_runs_the_mouth_pass_when_the_bundle_offers_it():
     """Guards against the refinement pass being skipped (blurry lips) or run for bundles not trained for it."""
     frame = synthetic_frame()
-    cfg = _cfg()
+    cfg = _cfg(flip_stills=False)  # one inference per parse, to count them
     det = FakeDetector(cfg.detector)
     with_mouth = FakeParser(mouth=True)
     (face,) = analyze_still(with_mouth, det, cfg.analysis, frame)
@@ -60,7 +60,7 @@ def test_still_analysis_runs_the_mouth_pass_when_the_bundle_offers_it():
     (face,) = analyze_still(without, det, cfg.analysis, frame)
     assert face.mouth is None and without.calls == 3
     off = FakeParser(mouth=True)
-    (face,) = analyze_still(off, det, _cfg(refine_mouth=False).analysis, frame)
+    (face,) = analyze_still(off, det, _cfg(refine_mouth=False, flip_stills=False).analysis, frame)
     assert face.mouth is None and off.calls == 3
 
 
@@ -150,3 +150,29 @@ def test_kiosk_runs_the_mouth_pass_only_while_lipstick_is_worn(fake_cfg):
     for i in range(3):
         mirror.step(synthetic_frame(seed=i))
     assert parser.calls == 3 + 6 and mirror.face.mouth is not None
+
+
+def test_flip_averaging_swaps_sides_back():
+    """Guards against the mirrored parse being averaged in without un-flipping it and swapping
+    left/right classes (the eyes would smear across both sides)."""
+    from edge.analysis import FlipAveraged
+    from edge.runtime.base import ParseOutput
+
+    class LeftOnly:
+        """Sees a 'left eye' on whatever is in the crop's left half."""
+
+        metadata = FakeParser().metadata
+
+        def __call__(self, crop):
+            probs = _one_hot("skin")
+            probs[:, :32] = 0.0
+            probs[:, :32, CLASS_ID["left_eye"]] = 1.0
+            return ParseOutput(probs, 0.9)
+
+    out = FlipAveraged(LeftOnly())(np.zeros((128, 128, 3), np.uint8))
+    # The mirrored crop's left half is the original's right half: that half is a "left eye" seen
+    # from the other side, i.e. the image-right eye once flipped back.
+    assert out.probs[10, 5, CLASS_ID["left_eye"]] == pytest.approx(0.5)
+    assert out.probs[10, 60, CLASS_ID["right_eye"]] == pytest.approx(0.5)
+    assert out.probs[10, 60, CLASS_ID["skin"]] == pytest.approx(0.5)
+    assert np.allclose(out.probs.sum(-1), 1.0) and out.face == pytest.approx(0.9)
