@@ -26,7 +26,7 @@ from edge.contract import (
     mouth_matrix,
     warp_crop,
 )
-from edge.types import FaceAnalysis, MouthView
+from edge.types import FaceAnalysis, MouthView, mouth_window
 
 _FACE_IDS = np.array([CLASS_ID[c] for c in FACE_CLASSES])
 _MOUTH_IDS = np.array([CLASS_ID[c] for c in MOUTH_CLASSES])
@@ -285,12 +285,11 @@ class Analyzer:
         self, frame: np.ndarray, box: FaceBox, analysis: FaceAnalysis, times: StageTimes, now: float
     ) -> MouthView | None:
         mouth = self.parser.metadata.mouth
-        if mouth is None or not self.cfg.refine_mouth or not self.mouth_wanted:
-            self._mouth_probs = None
-            return None
+        centre = None
         t0 = time.monotonic()
-        centre = mouth_center(analysis.probs, analysis.output_to_image())
-        if centre is None:
+        if mouth is not None and self.cfg.refine_mouth and self.mouth_wanted:
+            centre = mouth_center(analysis.probs, analysis.output_to_image())
+        if centre is None:  # no pass this frame: the next one starts its smoothing afresh
             self._mouth_probs = None
             for f in self._mouth_filters:
                 f.reset()
@@ -377,18 +376,6 @@ def _warp_planes(probs: np.ndarray, m: np.ndarray, width: int, height: int) -> n
             borderValue=0.0,
         )
     return out
-
-
-def mouth_window(size: int, margin: float = 0.2) -> np.ndarray:
-    """(S, S) weight of the mouth view: 1 in the middle, falling to 0 at the crop's edge.
-
-    The model sees little context near a crop's border, so the face's own
-    parse takes over there and the seam is invisible.
-    """
-    r = (np.arange(size, dtype=np.float32) + 0.5) / size
-    edge = np.clip(np.minimum(r, 1.0 - r) / margin, 0.0, 1.0)
-    ramp = edge * edge * (3.0 - 2.0 * edge)
-    return np.outer(ramp, ramp).astype(np.float32)
 
 
 def image_probs(face: FaceAnalysis, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -194,9 +194,9 @@ class Mirror:
         return self.slot.take(timeout)
 
     def _analyze(self, frame: np.ndarray, now: float) -> FaceAnalysis | None:
-        # Only lipstick reads the mouth view: without it the second inference would be wasted.
+        # Only lipstick reads the mouth view: without it (or while "before" is shown) the inference is wasted.
         look = self.session.look
-        self.analyzer.mouth_wanted = any(
+        self.analyzer.mouth_wanted = not self.session.compare and any(
             layer.kind == "lipstick" and layer.intensity > 0 for layer in getattr(look, "layers", ())
         )
         face = self.analyzer.analyze(frame, now)

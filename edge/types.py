@@ -42,6 +42,18 @@ def output_to_image(crop_matrix: np.ndarray, stride: int) -> np.ndarray:
     return np.hstack([a, t[:, None]])
 
 
+def mouth_window(size: int, margin: float = 0.2) -> np.ndarray:
+    """(S, S) weight of the mouth view: 1 in the middle, falling to 0 at the crop's edge.
+
+    The model sees little context near a crop's border, so the face's own
+    parse takes over there and the seam is invisible.
+    """
+    r = (np.arange(size, dtype=np.float32) + 0.5) / size
+    edge = np.clip(np.minimum(r, 1.0 - r) / margin, 0.0, 1.0)
+    ramp = edge * edge * (3.0 - 2.0 * edge)
+    return np.outer(ramp, ramp).astype(np.float32)
+
+
 @dataclass
 class MouthView:
     """The mouth's refinement parse: a zoomed crop around the lips, parsed by the same model.

@@ -150,29 +150,52 @@ def test_kiosk_runs_the_mouth_pass_only_while_lipstick_is_worn(fake_cfg):
     for i in range(3):
         mirror.step(synthetic_frame(seed=i))
     assert parser.calls == 3 + 6 and mirror.face.mouth is not None
+    mirror.set_compare(True)  # "before": no makeup shown, so no mouth pass either
+    mirror.step(synthetic_frame())
+    assert parser.calls == 3 + 6 + 1 and mirror.face.mouth is None
 
 
 def test_flip_averaging_swaps_sides_back():
-    """Guards against the mirrored parse being averaged in without un-flipping it and swapping
-    left/right classes (the eyes would smear across both sides)."""
+    """Guards against the mirrored parse being averaged in without mirroring the crop, un-flipping
+    the map and swapping left/right classes (the eyes would smear across both sides)."""
     from edge.analysis import FlipAveraged
     from edge.runtime.base import ParseOutput
 
     class LeftOnly:
-        """Sees a 'left eye' on whatever is in the crop's left half."""
+        """Sees a 'left eye' wherever the crop is bright in its left half."""
 
         metadata = FakeParser().metadata
 
         def __call__(self, crop):
             probs = _one_hot("skin")
-            probs[:, :32] = 0.0
-            probs[:, :32, CLASS_ID["left_eye"]] = 1.0
+            bright = crop[::2, ::2, 0] > 128
+            bright[:, 32:] = False
+            probs[bright] = 0.0
+            probs[bright, CLASS_ID["left_eye"]] = 1.0
             return ParseOutput(probs, 0.9)
 
-    out = FlipAveraged(LeftOnly())(np.zeros((128, 128, 3), np.uint8))
-    # The mirrored crop's left half is the original's right half: that half is a "left eye" seen
-    # from the other side, i.e. the image-right eye once flipped back.
-    assert out.probs[10, 5, CLASS_ID["left_eye"]] == pytest.approx(0.5)
-    assert out.probs[10, 60, CLASS_ID["right_eye"]] == pytest.approx(0.5)
-    assert out.probs[10, 60, CLASS_ID["skin"]] == pytest.approx(0.5)
+    crop = np.full((128, 128, 3), 255, np.uint8)
+    crop[:, 88:108] = 0  # dark in the right half (class-map columns 44..53); the mirror has it on the left
+    out = FlipAveraged(LeftOnly())(crop)
+    assert out.probs[10, 5, CLASS_ID["left_eye"]] == pytest.approx(0.5)  # the direct view's left eye
+    assert out.probs[10, 5, CLASS_ID["skin"]] == pytest.approx(0.5)  # the mirror saw it dark there
+    assert out.probs[10, 58, CLASS_ID["right_eye"]] == pytest.approx(0.5)  # the mirror's "left" is image-right
+    assert out.probs[10, 48, CLASS_ID["skin"]] == pytest.approx(1.0)  # dark: neither view
     assert np.allclose(out.probs.sum(-1), 1.0) and out.face == pytest.approx(0.9)
+
+
+def test_lipstick_outside_the_mouth_view_comes_from_the_face():
+    """Guards against a hard cut at the mouth crop's border: lips the mouth view does not cover
+    (a wide smile, a crop placed off the mouth) are still painted from the face's own map."""
+    frame, face, _ = synthetic_face(480, 640, face_px=200.0, seed=3)
+    look = Look(name="t", layers=[LayerSpec(kind="lipstick", color="#1060ff", intensity=1.0)])
+    lips = np.isin(face.probs.argmax(-1), [CLASS_ID["upper_lip"], CLASS_ID["lower_lip"]])
+    ys, xs = np.nonzero(lips)
+    cx, cy = face.output_to_image() @ np.array([xs.mean(), ys.mean(), 1.0])
+    away = mouth_matrix(face.box, (cx, cy - 80.0), MouthCrop())  # covers the nose, not the lips
+    refined = dataclasses.replace(face, mouth=MouthView(away, _one_hot("skin")))
+    r = Renderer()
+    plain = r.render(frame, face, look)
+    shifted = r.render(frame, refined, look)
+    assert (np.abs(plain.astype(int) - frame).sum(-1) > 30).sum() > 200  # the lips are painted
+    assert np.abs(plain.astype(int) - shifted).max() <= 1  # exactly as without the view (float rounding)

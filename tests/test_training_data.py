@@ -130,29 +130,33 @@ def _lips_area(lab: np.ndarray) -> int:
 def test_mouth_view_matches_device_geometry():
     """Guards against training mouth views framed unlike the device's refinement crop (centred on the
     lips-and-mouth centroid, side = MouthCrop.scale x the face box), which would teach the wrong zoom."""
-    from edge.contract import MOUTH_CLASSES, MouthCrop, invert_affine
+    from edge.contract import MOUTH_CLASSES, MouthCrop, mouth_matrix, warp_crop
 
     photo, labels = trees.face_photo(4)
     box = data.face_box_for(labels)
-    sides, offsets = [], []
+    mouth_ids = [CLASS_ID[c] for c in MOUTH_CLASSES]
+    offsets = []
     for seed in range(20):
         img, lab = data.mouth_crop_sample(photo, labels, np.random.default_rng(seed))
         assert img.shape == (INPUT_SIZE, INPUT_SIZE, 3) and lab.shape == (OUT, OUT)
-        ys, xs = np.nonzero(np.isin(lab, [CLASS_ID[c] for c in MOUTH_CLASSES]))
+        ys, xs = np.nonzero(np.isin(lab, mouth_ids))
         offsets.append(((xs.mean() + 0.5) / OUT - 0.5, (ys.mean() + 0.5) / OUT - 0.5))
     # The jitter models the first parse's error (3% of the face = 6% of the mouth crop): small, not systematic.
     off = np.array(offsets)
     assert np.median(np.hypot(*off.T)) < 0.12 and np.all(np.abs(off.mean(0)) < 0.04)
-    # With no jitter the crop is exactly the device's matrix.
-    from edge.contract import mouth_matrix
 
-    ys, xs = np.nonzero(np.isin(labels, [CLASS_ID[c] for c in MOUTH_CLASSES]))
-    m = mouth_matrix(box, (xs.mean() + 0.5, ys.mean() + 0.5), MouthCrop(), INPUT_SIZE)
-    corners = invert_affine(m) @ np.array([[0, INPUT_SIZE], [0, 0], [1, 1]], np.float64)
-    sides.append(np.hypot(*(corners[:, 1] - corners[:, 0])))
-    assert sides[0] == pytest.approx(MouthCrop().scale * box.size, rel=1e-6)
-    assert data.mouth_crop_sample(photo, np.where(np.isin(labels, [7, 8, 9]), 1, labels).astype(np.uint8),
-                                  np.random.default_rng(0)) is None  # fmt: skip
+    class NoJitter:
+        def normal(self, loc, scale, size=None):
+            return np.full(size, float(loc)) if size is not None else float(loc)
+
+    # Without the jitter the sample is exactly the device's crop: the face box from the labels,
+    # centred on the mouth classes' centroid (pixel centres at integer coordinates).
+    img, _ = data.mouth_crop_sample(photo, labels, NoJitter())
+    ys, xs = np.nonzero(np.isin(labels, mouth_ids))
+    expected = warp_crop(photo, mouth_matrix(box, (xs.mean(), ys.mean()), MouthCrop(), INPUT_SIZE))
+    assert np.array_equal(img, expected)
+    no_mouth = np.where(np.isin(labels, mouth_ids), CLASS_ID["skin"], labels).astype(np.uint8)
+    assert data.mouth_crop_sample(photo, no_mouth, np.random.default_rng(0)) is None
 
 
 def test_crop_matches_device_geometry():

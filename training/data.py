@@ -273,7 +273,8 @@ def mouth_crop_sample(
     ys, xs = np.nonzero(np.isin(labels, [CLASS_ID[c] for c in MOUTH_CLASSES]))
     if xs.size < 20:
         return None
-    centre = np.array([xs.mean() + 0.5, ys.mean() + 0.5]) + np.clip(rng.normal(0, 0.03, 2), -0.08, 0.08) * box.size
+    # Pixel centres at integer coordinates, as the device's mouth_center (through output_to_image) has them.
+    centre = np.array([xs.mean(), ys.mean()]) + np.clip(rng.normal(0, 0.03, 2), -0.08, 0.08) * box.size
     jittered = box._replace(
         size=box.size * float(np.clip(rng.normal(1, 0.08), 0.8, 1.2)),
         angle_deg=box.angle_deg + float(np.clip(rng.normal(0, 5), -15, 15)),

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from edge.contract import CLASS_ID
-from edge.types import FaceAnalysis, MouthView
+from edge.types import FaceAnalysis, MouthView, mouth_window
 
 LayerKind = Literal["lipstick", "blush", "eyeshadow", "eyeliner", "brows", "foundation"]
 Finish = Literal["matte", "satin", "gloss", "shimmer"]
@@ -240,8 +240,16 @@ class FaceMasks:
         if mouth is None:
             return self
         if "mouth" not in self._cache:
-            self._cache["mouth"] = FaceMasks(mouth, (*self.frame_hw,), self._feather_px)
+            # The same feather on screen: the mouth view's class-map pixels are smaller in the frame.
+            ratio = float(np.hypot(*self.out_to_img[:, 0])) / float(np.hypot(*mouth.output_to_image()[:, 0]))
+            self._cache["mouth"] = FaceMasks(mouth, (*self.frame_hw,), self._feather_px * ratio)
         return self._cache["mouth"]  # type: ignore[return-value]
+
+    def window(self) -> np.ndarray:
+        """(S, S) weight of this view where it overlays the face's (1 for a face's own masks)."""
+        if isinstance(self._face, MouthView):
+            return self.cached("window", lambda: mouth_window(self.size))
+        return self.cached("window", lambda: np.ones((self.size, self.size), np.float32))
 
     # -- region of interest and warping
 

@@ -55,16 +55,34 @@ class Lipstick(Layer):
 
         return masks.cached("lipstick", build)
 
+    def _lip_masks(self, masks: FaceMasks) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+        """The lip and highlight masks warped into a frame rectangle, and that rectangle.
+
+        With a mouth view, its sharper masks decide in the middle of the mouth crop and hand
+        over to the face's own masks towards the crop's edge (the same window as the labels).
+        """
+        mouth = masks.mouth()
+        crop = self._masks(masks)
+        rect = masks.rect_of(crop[:, :, 0])
+        if mouth is masks:
+            return None if rect is None else (masks.warp(crop, rect), rect)
+        crop_m = self._masks(mouth)
+        rect_m = mouth.rect_of(crop_m[:, :, 0])
+        rects = [r for r in (rect, rect_m) if r is not None]
+        if not rects:
+            return None
+        rect = (min(r[0] for r in rects), min(r[1] for r in rects), max(r[2] for r in rects), max(r[3] for r in rects))
+        win = mouth.warp(mouth.window(), rect)[..., None]
+        return win * mouth.warp(crop_m, rect) + (1.0 - win) * masks.warp(crop, rect), rect
+
     def apply(self, frame: np.ndarray, masks: FaceMasks, spec: LayerSpec) -> None:
         """Shift the lips' mean colour to the shade, keep L* detail, shape highlights by finish."""
         if spec.intensity <= 0:
             return
-        masks = masks.mouth()
-        crop = self._masks(masks)
-        rect = masks.rect_of(crop[:, :, 0])
-        if rect is None:
+        warped_rect = self._lip_masks(masks)
+        if warped_rect is None:
             return
-        warped = masks.warp(crop, rect)
+        warped, rect = warped_rect
         lip, hl = warped[:, :, 0], warped[:, :, 1]
         wsum = float(lip.sum())
         if wsum < 1e-3:
