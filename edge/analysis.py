@@ -23,6 +23,7 @@ from edge.contract import (
     MouthCrop,
     crop_matrix,
     flip_permutation,
+    invert_affine,
     mouth_matrix,
     warp_crop,
 )
@@ -326,14 +327,45 @@ class FlipAveraged:
         return type(a)(np.ascontiguousarray(probs, np.float32), 0.5 * (a.face + b.face))
 
 
+STILL_MOUTH_ZOOMS: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.2)
+"""Mouth crop sizes (times the contract's) averaged for still images: the lips' outline varies a
+little with the crop's zoom, and a still image can afford a few more inferences."""
+
+
+def parse_mouth_zooms(
+    parser, image: np.ndarray, box: FaceBox, centre: tuple[float, float], mouth: MouthCrop, zooms=STILL_MOUTH_ZOOMS
+) -> MouthView:
+    """The mouth pass at several crop sizes, averaged in the middle size's class-map space."""
+    import cv2
+
+    views = [parse_mouth(parser, image, box._replace(size=box.size * z), centre, mouth) for z in zooms]
+    ref = views[len(views) // 2]
+    s = ref.probs.shape[0]
+    img_to_ref = invert_affine(ref.output_to_image())
+    acc = np.zeros_like(ref.probs)
+    weight = np.zeros((s, s), np.float32)
+    for v in views:
+        o2i = v.output_to_image()
+        m = np.hstack([img_to_ref[:, :2] @ o2i[:, :2], (img_to_ref[:, :2] @ o2i[:, 2] + img_to_ref[:, 2])[:, None]])
+        # A smaller crop covers only the middle of the reference: weigh each view by where it has pixels.
+        weight += cv2.warpAffine(np.ones((s, s), np.float32), m, (s, s), flags=cv2.INTER_LINEAR, borderValue=0.0)
+        for c in range(acc.shape[2]):
+            acc[..., c] += cv2.warpAffine(
+                np.ascontiguousarray(v.probs[..., c]), m, (s, s), flags=cv2.INTER_LINEAR, borderValue=0.0
+            )
+    return MouthView(ref.crop_matrix, (acc / np.maximum(weight, 1e-6)[..., None]).astype(np.float32), ref.stride)
+
+
 def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> list[FaceAnalysis]:
     """Analyse every face in a still image (no temporal state).
 
     Each detection is refined ``refine`` times by re-cropping from the class
     map's own face box, the same geometry the tracker uses. With
-    ``cfg.flip_stills`` every parse averages the crop and its mirror image.
+    ``cfg.still_tta`` every parse also averages the crop's mirror image, and the
+    mouth pass is averaged over a few crop sizes (:data:`STILL_MOUTH_ZOOMS`).
     """
-    mouth_parser = FlipAveraged(parser) if cfg.flip_stills else parser
+    if cfg.still_tta:
+        parser = FlipAveraged(parser)
     boxes = detector.detect(image)
     faces = []
     geometry = parser.metadata.crop
@@ -356,7 +388,8 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
             mouth = parser.metadata.mouth
             centre = mouth_center(result.probs, result.output_to_image())
             if mouth is not None and cfg.refine_mouth and centre is not None:
-                result.mouth = parse_mouth(mouth_parser, image, box, centre, mouth)
+                zooms = STILL_MOUTH_ZOOMS if cfg.still_tta else (1.0,)
+                result.mouth = parse_mouth_zooms(parser, image, box, centre, mouth, zooms)
             faces.append(result)
     return faces
 

@@ -147,8 +147,10 @@ class AnalysisConfig(_Strict):
         True,
         description="Parse a zoomed mouth crop as well, when the bundle supports it: sharper lips, one more inference.",
     )
-    flip_stills: bool = Field(
-        True, description="For still images (vanity analyze/render), also parse each mirrored crop and average."
+    still_tta: bool = Field(
+        True,
+        description="Still images (vanity analyze/render): average each parse with its mirror image and the mouth "
+        "pass over a few crop sizes (about 14 inferences instead of 4).",
     )
     tone_ema: float = Field(0.1, gt=0, le=1, description="Weight of the newest skin-tone measurement.")
 

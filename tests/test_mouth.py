@@ -44,7 +44,7 @@ def test_mouth_center_is_the_lips_centroid_in_the_image():
 def test_still_analysis_runs_the_mouth_pass_when_the_bundle_offers_it():
     """Guards against the refinement pass being skipped (blurry lips) or run for bundles not trained for it."""
     frame = synthetic_frame()
-    cfg = _cfg(flip_stills=False)  # one inference per parse, to count them
+    cfg = _cfg(still_tta=False)  # one inference per parse, to count them
     det = FakeDetector(cfg.detector)
     with_mouth = FakeParser(mouth=True)
     (face,) = analyze_still(with_mouth, det, cfg.analysis, frame)
@@ -60,7 +60,7 @@ def test_still_analysis_runs_the_mouth_pass_when_the_bundle_offers_it():
     (face,) = analyze_still(without, det, cfg.analysis, frame)
     assert face.mouth is None and without.calls == 3
     off = FakeParser(mouth=True)
-    (face,) = analyze_still(off, det, _cfg(refine_mouth=False, flip_stills=False).analysis, frame)
+    (face,) = analyze_still(off, det, _cfg(refine_mouth=False, still_tta=False).analysis, frame)
     assert face.mouth is None and off.calls == 3
 
 
@@ -199,3 +199,33 @@ def test_lipstick_outside_the_mouth_view_comes_from_the_face():
     shifted = r.render(frame, refined, look)
     assert (np.abs(plain.astype(int) - frame).sum(-1) > 30).sum() > 200  # the lips are painted
     assert np.abs(plain.astype(int) - shifted).max() <= 1  # exactly as without the view (float rounding)
+
+
+def test_mouth_zooms_are_averaged_in_register():
+    """Guards against the still-image mouth views being averaged out of register (a wrong matrix
+    composition would smear or shift the lips)."""
+    from edge.analysis import parse_mouth_zooms
+    from edge.runtime.base import ParseOutput
+
+    class Bright:
+        """Calls bright crop pixels 'upper_lip', the rest skin."""
+
+        metadata = FakeParser(mouth=True).metadata
+
+        def __call__(self, crop):
+            probs = _one_hot("skin")
+            lip = crop[::2, ::2, 0] > 128
+            probs[lip] = 0.0
+            probs[lip, CLASS_ID["upper_lip"]] = 1.0
+            return ParseOutput(probs, 0.9)
+
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[290:300, 280:360] = 255  # a band of "lips" a little off the crop centre
+    box = FaceBox(320.0, 240.0, 200.0)
+    view = parse_mouth_zooms(Bright(), image, box, (320.0, 280.0), MouthCrop())
+    labels = labels_to_image([FaceAnalysis(box, crop_matrix(box, CropGeometry()), _one_hot("skin"), None, 0.9,
+                                           mouth=view)], 480, 640)  # fmt: skip
+    lips = labels == CLASS_ID["upper_lip"]
+    band = np.zeros_like(lips)
+    band[290:300, 280:360] = True
+    assert (lips & band).sum() / (lips | band).sum() > 0.85
