@@ -323,7 +323,14 @@ class FlipAveraged:
         """Average of the crop's and the mirrored crop's parse."""
         a = self.parser(crop)
         b = self.parser(np.ascontiguousarray(crop[:, ::-1]))
-        probs = 0.5 * (a.probs + b.probs[:, ::-1][..., self._perm])
+        back = b.probs[:, ::-1][..., self._perm]
+        # Output pixel u is input pixel s*u; mirrored, that is input W-1-s*u, which falls a
+        # fraction (s-1)/s of an output pixel beyond the mirrored map's pixel: interpolate.
+        s = crop.shape[1] // a.probs.shape[1]
+        f = (s - 1) / s
+        if f:
+            back = (1.0 - f) * back + f * np.concatenate([back[:, :1], back[:, :-1]], axis=1)
+        probs = 0.5 * (a.probs + back)
         return type(a)(np.ascontiguousarray(probs, np.float32), 0.5 * (a.face + b.face))
 
 

@@ -33,9 +33,10 @@ def output_to_image(crop_matrix: np.ndarray, stride: int) -> np.ndarray:
     """2x3 affine mapping a crop's class-map (output) pixels to image pixels."""
     from edge.contract import invert_affine
 
-    # Output pixel centres sit at stride*(u+0.5)-0.5 in input pixels.
+    # Output pixel u holds the class of input pixel stride*u: every data reader and the generator
+    # subsample their full-resolution labels with [::stride], so that is what the model learns.
     s = float(stride)
-    out_to_in = np.array([[s, 0.0, (s - 1) / 2.0], [0.0, s, (s - 1) / 2.0]])
+    out_to_in = np.array([[s, 0.0, 0.0], [0.0, s, 0.0]])
     in_to_img = invert_affine(crop_matrix)
     a = in_to_img[:, :2] @ out_to_in[:, :2]
     t = in_to_img[:, :2] @ out_to_in[:, 2] + in_to_img[:, 2]
