@@ -150,7 +150,7 @@ class AnalysisConfig(_Strict):
     still_tta: bool = Field(
         True,
         description="Still images (vanity analyze/render): average each parse with its mirror image and the mouth "
-        "pass over a few crop sizes (about 14 inferences instead of 4).",
+        "pass over five crop sizes (16 inferences per face instead of 4).",
     )
     tone_ema: float = Field(0.1, gt=0, le=1, description="Weight of the newest skin-tone measurement.")
 
