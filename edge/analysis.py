@@ -347,6 +347,8 @@ def parse_mouth_zooms(
 
     views = [parse_mouth(parser, image, box._replace(size=box.size * z), centre, mouth) for z in zooms]
     ref = views[len(views) // 2]
+    if len(views) == 1:  # no test-time augmentation: nothing to resample
+        return ref
     s = ref.probs.shape[0]
     img_to_ref = invert_affine(ref.output_to_image())
     acc = np.zeros_like(ref.probs)
