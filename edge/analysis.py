@@ -31,6 +31,8 @@ from edge.types import FaceAnalysis, MouthView, mouth_window
 
 _FACE_IDS = np.array([CLASS_ID[c] for c in FACE_CLASSES])
 _MOUTH_IDS = np.array([CLASS_ID[c] for c in MOUTH_CLASSES])
+_SKIN_ID = CLASS_ID["skin"]
+_EYE_IDS = np.array([CLASS_ID["left_eye"], CLASS_ID["right_eye"]])
 
 
 class OneEuro:
@@ -128,6 +130,52 @@ def box_from_probs(
     if le and re and re[0] - le[0] > 2:
         angle += math.degrees(math.atan2(re[1] - le[1], re[0] - le[0]))
     return FaceBox(float(cx), float(cy), float(size), float(angle))
+
+
+def keep_one_mouth(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Probabilities with stray lips handed to skin: a face has one mouth.
+
+    On faces unlike the training data the model sometimes also reads a chin
+    crease or a smile line as lips. The blob with the most lips-and-mouth mass
+    is the mouth; another blob is kept only when it brings a part the main one
+    lacks (an upper lip cut off by teeth read as skin), and dropped when it
+    repeats one (a second lower lip under the first).
+    """
+    import cv2
+
+    parts = probs[..., _MOUTH_IDS]
+    p = parts.sum(-1)
+    mask = (p >= threshold).astype(np.uint8)
+    # Blobs a pixel apart are one: a dark lip line can split a lip.
+    n, comp = cv2.connectedComponents(cv2.dilate(mask, np.ones((3, 3), np.uint8)), connectivity=8)
+    if n <= 2:
+        return probs
+    flat = comp.ravel()
+    w = (parts * mask[..., None]).reshape(-1, parts.shape[-1])
+    mass = np.stack([np.bincount(flat, weights=w[:, k], minlength=n) for k in range(w.shape[1])], 1)
+    mass[0] = 0.0
+    total = mass.sum(1)
+    # The crop is upright, so the mouth is below the eyes: a blob above them is a misread eye or brow.
+    eyes = np.isin(probs.argmax(-1), _EYE_IDS)
+    if eyes.any():
+        rows = np.bincount(flat, weights=np.repeat(np.arange(comp.shape[0]), comp.shape[1]), minlength=n)
+        below = rows / np.maximum(np.bincount(flat, minlength=n), 1) > np.nonzero(eyes)[0].mean()
+        if (total * below).max() > 0:
+            total = total * below
+    main = int(total.argmax())
+    keep = np.zeros(n, bool)
+    keep[main] = True
+    for c in range(1, n):
+        if c != main:
+            k = int(mass[c].argmax())
+            keep[c] = mass[main, k] < 0.3 * mass[c, k]
+    drop = ~keep[comp] & (p > 0.05)
+    if not drop.any():
+        return probs
+    out = probs.copy()
+    out[..., _SKIN_ID] += np.where(drop, p, 0.0)
+    out[..., _MOUTH_IDS] = np.where(drop[..., None], 0.0, parts)
+    return out
 
 
 def mouth_center(probs: np.ndarray, m_out_to_img: np.ndarray, min_pixels: int = 4) -> tuple[float, float] | None:
@@ -272,6 +320,7 @@ class Analyzer:
         a = self.cfg.mask_ema
         probs = out.probs if self._probs is None else a * out.probs + (1 - a) * self._probs
         self._probs = probs
+        probs = keep_one_mouth(probs)
         labels = probs.argmax(-1).astype(np.uint8)
         stride = self.size // labels.shape[0]
         analysis = FaceAnalysis(box, m, probs, labels, out.face, stride=stride)
@@ -303,6 +352,7 @@ class Analyzer:
             a = self.cfg.mask_ema
             view.probs = a * view.probs + (1 - a) * self._mouth_probs
         self._mouth_probs = view.probs
+        view.probs = keep_one_mouth(view.probs)
         times.mouth = (time.monotonic() - t0) * 1e3
         return view
 
@@ -394,11 +444,14 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
                 break
             box = nb
         if result is not None:
+            result.probs = keep_one_mouth(result.probs)
+            result.labels = result.probs.argmax(-1).astype(np.uint8)
             mouth = parser.metadata.mouth
             centre = mouth_center(result.probs, result.output_to_image())
             if mouth is not None and cfg.refine_mouth and centre is not None:
                 zooms = STILL_MOUTH_ZOOMS if cfg.still_tta else (1.0,)
                 result.mouth = parse_mouth_zooms(parser, image, box, centre, mouth, zooms)
+                result.mouth.probs = keep_one_mouth(result.mouth.probs)
             faces.append(result)
     return faces
 

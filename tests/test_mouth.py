@@ -7,7 +7,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edge.analysis import Analyzer, analyze_still, image_probs, labels_to_image, mouth_center, mouth_window
+from edge.analysis import (
+    Analyzer,
+    analyze_still,
+    image_probs,
+    keep_one_mouth,
+    labels_to_image,
+    mouth_center,
+    mouth_window,
+)
 from edge.config import load_config
 from edge.contract import CLASS_ID, CLASSES, CropGeometry, FaceBox, MouthCrop, crop_matrix, invert_affine, mouth_matrix
 from edge.detectors.fake import FakeDetector
@@ -229,3 +237,48 @@ def test_mouth_zooms_are_averaged_in_register():
     band = np.zeros_like(lips)
     band[290:300, 280:360] = True
     assert (lips & band).sum() / (lips | band).sum() > 0.85
+
+
+def _face_map() -> np.ndarray:
+    """A skin class map with eyes at row 20 and lips around row 42."""
+    p = _one_hot("skin")
+    for cls, x in (("left_eye", 20), ("right_eye", 44)):
+        p[19:22, x - 4 : x + 4] = 0.0
+        p[19:22, x - 4 : x + 4, CLASS_ID[cls]] = 1.0
+    for cls, rows in (("upper_lip", slice(40, 42)), ("lower_lip", slice(42, 45))):
+        p[rows, 24:40] = 0.0
+        p[rows, 24:40, CLASS_ID[cls]] = 1.0
+    return p
+
+
+def _put(p: np.ndarray, cls: str, rows: slice, cols: slice, value: float = 0.9) -> None:
+    p[rows, cols] = (1.0 - value) * np.eye(N, dtype=np.float32)[CLASS_ID["skin"]]
+    p[rows, cols, CLASS_ID[cls]] = value
+
+
+def test_a_second_lower_lip_under_the_mouth_becomes_skin():
+    """Guards against a chin crease read as lips: lipstick would be painted on the chin."""
+    p = _face_map()
+    _put(p, "lower_lip", slice(49, 51), slice(26, 38))
+    out = keep_one_mouth(p)
+    lab = out.argmax(-1)
+    assert (lab[49:51, 26:38] == CLASS_ID["skin"]).all()
+    assert np.array_equal(lab[40:45], p.argmax(-1)[40:45])  # the mouth itself is untouched
+    assert np.allclose(out.sum(-1), 1.0)
+
+
+def test_an_upper_lip_split_off_by_teeth_is_kept():
+    """Guards against dropping half the mouth when the teeth between the lips read as skin."""
+    p = _one_hot("skin")
+    _put(p, "upper_lip", slice(38, 40), slice(26, 38))
+    _put(p, "lower_lip", slice(44, 48), slice(24, 40))
+    assert np.array_equal(keep_one_mouth(p).argmax(-1), p.argmax(-1))
+
+
+def test_the_mouth_is_the_blob_below_the_eyes():
+    """Guards against choosing a misread patch between the brows as the mouth because it is larger."""
+    p = _face_map()
+    _put(p, "lower_lip", slice(8, 14), slice(22, 42))  # bigger than the real lips
+    lab = keep_one_mouth(p).argmax(-1)
+    assert (lab[8:14, 22:42] == CLASS_ID["skin"]).all()
+    assert (lab[42:45, 24:40] == CLASS_ID["lower_lip"]).all()
