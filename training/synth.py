@@ -959,7 +959,7 @@ def _draw_mouth(rng: np.random.Generator, cv: _Canvas, face: _Face, skin: np.nda
     cv.blob(cv.sharp, upper, -r(0.05, 0.2))
     if rng.random() < 0.3:  # vertical lip lines
         for xi in rng.uniform(-0.85, 0.85, int(rng.integers(3, 10))):
-            j = int(round((xi + 1) / 2 * (n - 1)))
+            j = round((xi + 1) / 2 * (n - 1))
             for top, bot in ((top_u[j], line_u[j]), (line_l[j], bot_l[j])):
                 seg = np.array([[X[j], top + (bot - top) * 0.15], [X[j] + r(-0.01, 0.01), bot - (bot - top) * 0.15]])
                 cv.blob(cv.sharp, _band(seg, 0.008), -r(0.05, 0.2))
