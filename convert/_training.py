@@ -31,6 +31,8 @@ class Run:
     crop: CropGeometry = field(default_factory=CropGeometry)
     mouth: MouthCrop | None = None
     train_metrics: dict[str, Any] = field(default_factory=dict)
+    class_weights: list[float] | None = None
+    """The parts loss's class weights, in class order (None: the run did not record them)."""
 
     def data_summary(self, n_val: int, calibration: str | None) -> dict[str, object]:
         """The metadata's training-data summary: the split, its counts, what the gate and calibration used."""
@@ -120,7 +122,39 @@ def load_run(run_dir: Path) -> Run:
         crop=crop,
         mouth=mouth,
         train_metrics=train_metrics,
+        class_weights=_class_weights(options.get("class_weights")),
     )
+
+
+def _class_weights(raw: Any) -> list[float] | None:
+    from edge.contract import CLASSES
+
+    if isinstance(raw, dict) and all(isinstance(raw.get(c), int | float) for c in CLASSES):
+        return [float(raw[c]) for c in CLASSES]
+    return None
+
+
+def fold_prior_correction(model: Any, weights: list[float], alpha: float) -> None:
+    """Divide the parts softmax by ``weights ** alpha``: ``alpha * log(w)`` off the classifier's bias, in place.
+
+    Class-weighted cross-entropy trains the softmax towards ``weight * posterior``, so
+    at a part's edge the argmax favours the up-weighted small classes (lips, eyes,
+    brows come out a pixel fat against the teacher). ``alpha = 1`` restores the plain
+    posterior; folding it into the bias keeps the bundle's contract and costs nothing
+    on the device.
+
+    Raises:
+        ValueError: the model has no ``classifier`` layer with a bias of one entry per class.
+    """
+    try:
+        layer = model.get_layer("classifier")
+    except ValueError as e:
+        raise ValueError("prior correction needs the model's 'classifier' layer") from e
+    kernel, bias = layer.get_weights()
+    w = np.asarray(weights, np.float32)
+    if bias.shape != w.shape or not (w > 0).all():
+        raise ValueError(f"prior correction: {len(w)} positive class weights needed for a bias of shape {bias.shape}")
+    layer.set_weights([kernel, bias - np.float32(alpha) * np.log(w)])
 
 
 # --------------------------------------------------------------------------- data

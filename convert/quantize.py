@@ -357,6 +357,7 @@ def convert_run(
     latency_runs: int = 50,
     progress: Callable[[str], None] | None = _stderr,
     per_channel: bool = False,
+    prior_alpha: float = 0.0,
     _calibration_source: str | np.ndarray | None = None,
 ) -> ConversionReport:
     """Convert a training run to a gated TFLite bundle.
@@ -373,6 +374,9 @@ def convert_run(
         latency_runs: timed invokes per latency figure (median reported).
         progress: receives progress lines and the per-class table; None is silent.
         per_channel: per-channel weight scales (default per-tensor: smaller, gated all the same).
+        prior_alpha: 0..1, how much of the training loss's class weighting to take back out of
+            the softmax (:func:`convert._training.fold_prior_correction`); the gate measures
+            the corrected model. 0 converts the model as trained.
         _calibration_source: test hook, see :func:`calibration_images`.
 
     Returns:
@@ -395,6 +399,8 @@ def convert_run(
         raise ValueError(f"max_drop must be >= 0, got {max_drop}")
     if calibration < 1:
         raise ValueError(f"calibration must be at least 1 sample, got {calibration}")
+    if not 0.0 <= prior_alpha <= 1.0:
+        raise ValueError(f"prior_alpha must be in [0, 1], got {prior_alpha}")
 
     run = _training.load_run(Path(run_dir))
     import keras
@@ -403,6 +409,14 @@ def convert_run(
         model = keras.models.load_model(run.model_path, compile=False)
     except Exception as e:  # Keras raises ValueError, OSError, zipfile errors, ...
         raise ConversionError(f"{run.model_path}: cannot load the Keras model ({e})") from e
+    if prior_alpha:
+        if run.class_weights is None:
+            raise ConversionError(f"{run.path}: run.json records no class_weights; cannot apply prior_alpha")
+        try:
+            _training.fold_prior_correction(model, run.class_weights, prior_alpha)
+        except ValueError as e:
+            raise ConversionError(f"{run.model_path}: {e}") from e
+        say(f"prior correction: classifier bias -= {prior_alpha:g} * log(class weight)")
     n_val = f" (at most {val_limit})" if val_limit else ""
     say(f"run {run.path.name}: loading validation data{n_val} from {run.data_spec!r}")
     val_images, val_labels, val_face = _training.validation_arrays(run, val_limit)
@@ -432,7 +446,8 @@ def convert_run(
         crop=run.crop,
         mouth=run.mouth,
         macs=int(macs),
-        data=run.data_summary(n_val=len(val_images), calibration=calib_desc if calib is not None else None),
+        data=run.data_summary(n_val=len(val_images), calibration=calib_desc if calib is not None else None)
+        | ({"prior_alpha": prior_alpha} if prior_alpha else {}),
         build=BuildInfo(versions=_versions(), run=run.path.name, quantization=quantization),
     )
     expect = [1, INPUT_SIZE // OUTPUT_STRIDE, INPUT_SIZE // OUTPUT_STRIDE, len(CLASSES)]

@@ -441,6 +441,10 @@ def convert(
     quantization: Annotated[str, typer.Option(help="int8 (default) | float16 | dynamic.")] = "int8",
     val_limit: Annotated[int | None, typer.Option(help="Limit validation samples for the gate.")] = None,
     per_channel: Annotated[bool, typer.Option(help="Per-channel weight scales (larger file).")] = False,
+    prior_alpha: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Take this much of the loss's class weighting out of the softmax (0..1)."),
+    ] = 0.0,
 ) -> None:
     """Quantize a trained run to a TFLite bundle and gate its accuracy."""
     _require_tensorflow("convert")
@@ -455,6 +459,7 @@ def convert(
             quantization=quantization,
             val_limit=val_limit,
             per_channel=per_channel,
+            prior_alpha=prior_alpha,
         )
     except GateFailed as e:
         _fail(f"accuracy gate failed: {e}", code=3)

@@ -294,3 +294,37 @@ def test_float16_variant_is_gated_and_labelled(tiny_run, tmp_path):
     assert report.passed and abs(report.drop) < 0.005
     meta = load_bundle(out).metadata
     assert meta.build.quantization == "float16" and set(meta.metrics) == {"float", "float16"}
+
+
+def test_prior_correction_divides_the_softmax_by_the_class_weights(tiny_run):
+    """Guards against a sign or scale slip in the folded correction: lips and eyes would grow instead of shrink."""
+    import keras
+
+    from convert._training import fold_prior_correction, load_run
+
+    run = load_run(tiny_run)
+    assert run.class_weights is not None and len(run.class_weights) == 11
+    model = keras.models.load_model(run.model_path, compile=False)
+    x = np.random.default_rng(0).integers(0, 256, (2, 128, 128, 3)).astype(np.float32)
+    before = np.asarray(model(x, training=False)["parts"])
+    fold_prior_correction(model, run.class_weights, 0.5)
+    after = np.asarray(model(x, training=False)["parts"])
+    expect = before * np.asarray(run.class_weights, np.float32) ** -0.5
+    expect /= expect.sum(-1, keepdims=True)
+    np.testing.assert_allclose(after, expect, atol=1e-4)
+    with pytest.raises(ValueError, match="class weights"):
+        fold_prior_correction(model, [1.0, 2.0], 0.5)
+
+
+def test_prior_corrected_bundle_is_gated_and_says_so(tiny_run, tmp_path):
+    """Guards against a correction the gate never measured, or a bundle that hides that it was corrected."""
+    from convert.quantize import convert_run
+    from edge.contract import load_bundle
+
+    out = tmp_path / "prior.tflite"
+    report = convert_run(tiny_run, out, calibration=CALIBRATION, val_limit=VAL_LIMIT, prior_alpha=0.5, progress=None)
+    assert report.passed
+    meta = load_bundle(out).metadata
+    assert meta.data["prior_alpha"] == 0.5
+    with pytest.raises(ValueError, match="prior_alpha"):
+        convert_run(tiny_run, tmp_path / "bad.tflite", prior_alpha=1.5, progress=None)

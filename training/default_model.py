@@ -38,6 +38,8 @@ class Recipe:
     """Times each teacher-labelled real image is seen per epoch (0: synthetic faces only)."""
     real_reshapes: int = 4
     """Reshaped copies (new face shape, mouth, lips, sometimes lipstick) of each allowed photo's tone variant."""
+    prior_alpha: float = 0.5
+    """How much of the loss's class weighting the conversion takes back out of the softmax (see ``vanity convert``)."""
 
 
 def build(out: Path, run_dir: Path, recipe: Recipe, progress: bool = True):
@@ -76,7 +78,12 @@ def build(out: Path, run_dir: Path, recipe: Recipe, progress: bool = True):
     t1 = time.monotonic()
     out.parent.mkdir(parents=True, exist_ok=True)
     report = convert_run(
-        result.run_dir, out, calibration=recipe.calibration, val_limit=recipe.val_limit, quantization="int8"
+        result.run_dir,
+        out,
+        calibration=recipe.calibration,
+        val_limit=recipe.val_limit,
+        quantization="int8",
+        prior_alpha=recipe.prior_alpha,
     )
     t2 = time.monotonic()
     print(f"trained in {(t1 - t0) / 60:.1f} min, converted in {(t2 - t1) / 60:.1f} min: {report.summary}")
@@ -106,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--real-reshapes", type=int, default=r.real_reshapes, help="Reshaped copies of each real tone variant."
     )
+    ap.add_argument(
+        "--prior-alpha", type=float, default=r.prior_alpha, help="Class-prior correction folded in at conversion (0..1)."
+    )
     ap.add_argument("--quiet", action="store_true", help="No progress bars.")
     args = ap.parse_args(argv)
     recipe = Recipe(
@@ -119,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         steps_per_epoch=args.steps_per_epoch,
         real_repeat=args.real_repeat,
         real_reshapes=args.real_reshapes,
+        prior_alpha=args.prior_alpha,
     )
     from convert.quantize import GateFailed
 
