@@ -114,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         "--real-reshapes", type=int, default=r.real_reshapes, help="Reshaped copies of each real tone variant."
     )
     ap.add_argument(
-        "--prior-alpha", type=float, default=r.prior_alpha, help="Class-prior correction folded in at conversion (0..1)."
+        "--prior-alpha",
+        type=float,
+        default=r.prior_alpha,
+        help="Class-prior correction folded in at conversion (0..1).",
     )
     ap.add_argument("--quiet", action="store_true", help="No progress bars.")
     args = ap.parse_args(argv)
