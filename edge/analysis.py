@@ -132,14 +132,15 @@ def box_from_probs(
     return FaceBox(float(cx), float(cy), float(size), float(angle))
 
 
-def keep_one_mouth(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+def keep_one_mouth(probs: np.ndarray, threshold: float = 0.5, face: bool = True) -> np.ndarray:
     """Probabilities with stray lips handed to skin: a face has one mouth.
 
     On faces unlike the training data the model sometimes also reads a chin
-    crease or a smile line as lips. The blob with the most lips-and-mouth mass
-    is the mouth; another blob is kept only when it brings a part the main one
-    lacks (an upper lip cut off by teeth read as skin), and dropped when it
-    repeats one (a second lower lip under the first).
+    crease or a smile line as lips. Among the sizeable lips-and-mouth blobs, the
+    mouth is the highest one below the eyes in a whole-face map (``face``), or
+    the one nearest the centre of a mouth view. Another blob is kept only when
+    it brings a part the mouth lacks (an upper lip cut off by teeth read as
+    skin), and dropped when it repeats one (a second lower lip under the first).
     """
     import cv2
 
@@ -155,14 +156,23 @@ def keep_one_mouth(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     mass = np.stack([np.bincount(flat, weights=w[:, k], minlength=n) for k in range(w.shape[1])], 1)
     mass[0] = 0.0
     total = mass.sum(1)
-    # The crop is upright, so the mouth is below the eyes: a blob above them is a misread eye or brow.
-    eyes = np.isin(probs.argmax(-1), _EYE_IDS)
-    if eyes.any():
-        rows = np.bincount(flat, weights=np.repeat(np.arange(comp.shape[0]), comp.shape[1]), minlength=n)
-        below = rows / np.maximum(np.bincount(flat, minlength=n), 1) > np.nonzero(eyes)[0].mean()
-        if (total * below).max() > 0:
-            total = total * below
-    main = int(total.argmax())
+    size = np.maximum(np.bincount(flat, minlength=n), 1)
+    ys, xs = np.indices(comp.shape)
+    cy = np.bincount(flat, weights=ys.ravel(), minlength=n) / size
+    cx = np.bincount(flat, weights=xs.ravel(), minlength=n) / size
+    if face:
+        # The crop is upright: the mouth is below the eyes, and it is the highest sizeable blob there;
+        # the misreads are under it (a chin crease) or beside it (smile lines).
+        eyes = np.nonzero(np.isin(probs.argmax(-1), _EYE_IDS))[0]
+        if len(eyes) and (total * (cy > eyes.mean())).max() > 0:
+            total = total * (cy > eyes.mean())
+        rank = np.where(total >= 0.3 * total.max(), cy, np.inf)
+    else:
+        # A mouth view is centred on the face map's mouth: the sizeable blob nearest its centre.
+        c = (comp.shape[0] - 1) / 2.0
+        rank = np.where(total >= 0.3 * total.max(), np.hypot(cy - c, cx - c), np.inf)
+    rank[0] = np.inf
+    main = int(rank.argmin())
     keep = np.zeros(n, bool)
     keep[main] = True
     for c in range(1, n):
@@ -352,7 +362,7 @@ class Analyzer:
             a = self.cfg.mask_ema
             view.probs = a * view.probs + (1 - a) * self._mouth_probs
         self._mouth_probs = view.probs
-        view.probs = keep_one_mouth(view.probs)
+        view.probs = keep_one_mouth(view.probs, face=False)
         times.mouth = (time.monotonic() - t0) * 1e3
         return view
 
@@ -451,7 +461,7 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
             if mouth is not None and cfg.refine_mouth and centre is not None:
                 zooms = STILL_MOUTH_ZOOMS if cfg.still_tta else (1.0,)
                 result.mouth = parse_mouth_zooms(parser, image, box, centre, mouth, zooms)
-                result.mouth.probs = keep_one_mouth(result.mouth.probs)
+                result.mouth.probs = keep_one_mouth(result.mouth.probs, face=False)
             faces.append(result)
     return faces
 
