@@ -259,10 +259,10 @@ def _put(p: np.ndarray, cls: str, rows: slice, cols: slice, value: float = 0.9) 
 def test_a_second_lower_lip_under_the_mouth_becomes_skin():
     """Guards against a chin crease read as lips: lipstick would be painted on the chin."""
     p = _face_map()
-    _put(p, "lower_lip", slice(49, 51), slice(26, 38))
+    _put(p, "lower_lip", slice(49, 53), slice(20, 44))  # a deep crease, read as more lip than the lips
     out = keep_one_mouth(p)
     lab = out.argmax(-1)
-    assert (lab[49:51, 26:38] == CLASS_ID["skin"]).all()
+    assert (lab[49:53, 20:44] == CLASS_ID["skin"]).all()
     assert np.array_equal(lab[40:45], p.argmax(-1)[40:45])  # the mouth itself is untouched
     assert np.allclose(out.sum(-1), 1.0)
 
@@ -282,3 +282,14 @@ def test_the_mouth_is_the_blob_below_the_eyes():
     lab = keep_one_mouth(p).argmax(-1)
     assert (lab[8:14, 22:42] == CLASS_ID["skin"]).all()
     assert (lab[42:45, 24:40] == CLASS_ID["lower_lip"]).all()
+
+
+def test_a_mouth_view_keeps_the_lips_it_is_centred_on():
+    """Guards against the refinement pass moving the lips onto a crease at the edge of its crop."""
+    p = _one_hot("skin")
+    _put(p, "upper_lip", slice(28, 31), slice(20, 44))
+    _put(p, "lower_lip", slice(31, 35), slice(20, 44))
+    _put(p, "lower_lip", slice(54, 60), slice(10, 54))  # bigger, but at the crop's edge
+    lab = keep_one_mouth(p, face=False).argmax(-1)
+    assert (lab[54:60, 10:54] == CLASS_ID["skin"]).all()
+    assert (lab[31:35, 20:44] == CLASS_ID["lower_lip"]).all()
