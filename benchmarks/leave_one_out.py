@@ -69,7 +69,9 @@ def main() -> None:
     )
     bundle = work / "bundle" / "loo.tflite"
     bundle.parent.mkdir(parents=True, exist_ok=True)
-    convert_run(result.run_dir, bundle, calibration=200, val_limit=400, quantization="int8")
+    convert_run(
+        result.run_dir, bundle, calibration=200, val_limit=400, quantization="int8", prior_alpha=recipe.prior_alpha
+    )
     rows = {}
     for refine in (True, False):
         res = evaluate(bundle, refine=refine)
