@@ -135,13 +135,6 @@ class InterpreterParser:
         self._interp.set_tensor(q.index, x)
         self._interp.invoke()
         probs = self._read(self._out[OUTPUT_PARTS])[0]
-        import os
-        a = float(os.environ.get("VANITY_EXP_ALPHA", "0"))
-        if a:
-            import json
-            w = np.array(json.loads(os.environ["VANITY_EXP_W"]), np.float32)
-            probs = probs * w ** -a
-            probs = probs / probs.sum(-1, keepdims=True)
         face = float(self._read(self._out[OUTPUT_FACE]).reshape(-1)[0])
         return ParseOutput(probs, face)
 
