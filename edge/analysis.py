@@ -27,7 +27,7 @@ from edge.contract import (
     mouth_matrix,
     warp_crop,
 )
-from edge.types import FaceAnalysis, MouthView, mouth_window
+from edge.types import FaceAnalysis, MouthView, mouth_window, output_to_image
 
 _FACE_IDS = np.array([CLASS_ID[c] for c in FACE_CLASSES])
 _MOUTH_IDS = np.array([CLASS_ID[c] for c in MOUTH_CLASSES])
@@ -425,17 +425,76 @@ def parse_mouth_zooms(
     return MouthView(ref.crop_matrix, (acc / np.maximum(weight, 1e-6)[..., None]).astype(np.float32), ref.stride)
 
 
+SEARCH_SIZES = (0.9, 0.65, 0.45)
+"""Face box sides, as fractions of the image's shorter side, the still-image search tries."""
+SEARCH_ROLLS = (-20.0, 20.0, -40.0, 40.0)
+"""Rolls (degrees) of the image copies the detector searches again."""
+
+
+def _candidate(parser, image: np.ndarray, box: FaceBox, threshold: float, min_pixels: int) -> tuple[float, FaceBox]:
+    """How far the model's own face box moves from a candidate box (inf: no face); and that box.
+
+    A face score saturates on any crop with a face in it, so candidates are told
+    apart by self-consistency: a crop that fits the face parses to the same box.
+    """
+    size = parser.metadata.input.size
+    m = crop_matrix(box, parser.metadata.crop, size)
+    out = parser(warp_crop(image, m, size))
+    if out.face < threshold:
+        return math.inf, box
+    labels = out.probs.argmax(-1).astype(np.uint8)
+    nb = box_from_probs(out.probs, labels, output_to_image(m, size // labels.shape[0]), box, min_pixels)
+    if nb is None:
+        return math.inf, box
+    return abs(math.log(nb.size / box.size)) + math.hypot(nb.cx - box.cx, nb.cy - box.cy) / box.size, nb
+
+
+def search_faces(parser, detector, image: np.ndarray, cfg) -> list[FaceBox]:
+    """Find a face the detector missed upright: the model's box for the best candidate, or nothing.
+
+    The frontal-face cascade misses heads rolled past ~15 degrees and faces that
+    fill the frame (it needs a margin). So the detector runs again on rolled
+    copies of the image; failing that, the model parses centred boxes of a few
+    sizes. The candidate whose parse agrees best with it wins (at most 12 inferences).
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    centre = (w / 2.0, h / 2.0)
+    rolled_boxes = []
+    for roll in SEARCH_ROLLS:
+        m = cv2.getRotationMatrix2D(centre, roll, 1.0)
+        rolled = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        back = invert_affine(m)
+        for b in detector.detect(rolled):
+            x, y = back @ np.array([b.cx, b.cy, 1.0])
+            # Rolling the image by +r (counter-clockwise on screen) made the face upright: its eye line is at +r.
+            rolled_boxes.append(FaceBox(float(x), float(y), b.size, roll))
+    centred = [FaceBox(centre[0], centre[1], f * min(h, w), 0.0) for f in SEARCH_SIZES]
+    for boxes in (rolled_boxes[:8], centred):
+        scored = [_candidate(parser, image, b, cfg.face_threshold, cfg.min_face_pixels) for b in boxes]
+        if scored:
+            cost, best = min(scored, key=lambda t: t[0])
+            if math.isfinite(cost):
+                return [best]
+    return []
+
+
 def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> list[FaceAnalysis]:
     """Analyse every face in a still image (no temporal state).
 
     Each detection is refined ``refine`` times by re-cropping from the class
     map's own face box, the same geometry the tracker uses. With
+    ``cfg.still_search``, an image where the detector finds nobody is searched
+    on rolled copies and by the model itself (:func:`search_faces`). With
     ``cfg.still_tta`` every parse also averages the crop's mirror image, and the
     mouth pass is averaged over a few crop sizes (:data:`STILL_MOUTH_ZOOMS`).
     """
+    boxes = detector.detect(image)
+    if not boxes and cfg.still_search:
+        boxes = search_faces(parser, detector, image, cfg)
     if cfg.still_tta:
         parser = FlipAveraged(parser)
-    boxes = detector.detect(image)
     faces = []
     geometry = parser.metadata.crop
     size = parser.metadata.input.size

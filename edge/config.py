@@ -152,6 +152,11 @@ class AnalysisConfig(_Strict):
         description="Still images (vanity analyze/render): average each parse with its mirror image and the mouth "
         "pass over five crop sizes (16 inferences per face instead of 4).",
     )
+    still_search: bool = Field(
+        True,
+        description="Still images: when the detector finds no face (a close-up, a tilted head), let the model "
+        "search the image itself at a few sizes and rolls (up to 15 more inferences).",
+    )
     tone_ema: float = Field(0.1, gt=0, le=1, description="Weight of the newest skin-tone measurement.")
 
 

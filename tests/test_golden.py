@@ -70,6 +70,44 @@ def test_face_found_and_lips_on_the_lips(analyzed, name):
     assert inside.mean() > 0.6
 
 
+@pytest.mark.parametrize(
+    ("name", "view"), [("astronaut", "rolled"), ("grace_hopper", "rolled"), ("grace_hopper", "close")]
+)
+def test_faces_the_detector_misses_are_searched_for(default_model, photos, name, view):
+    """Guards against an empty result on a tilted head or a close-up, which the frontal cascade misses.
+
+    The photo is rolled 40 degrees about the teacher's lips centre, or cropped to a square
+    of 1.2x the lips-to-eyes distance around them; the lips must still land within 10 px.
+    """
+    from edge.analysis import analyze_still, labels_to_image
+    from edge.config import load_config
+    from edge.detectors import make_detector
+    from edge.runtime import open_parser
+
+    img = photos[name]
+    (x0, x1, _, _), (cx, cy) = LIPS[name]
+    if view == "rolled":
+        m = cv2.getRotationMatrix2D((cx, cy), -40.0, 1.0)
+        img = cv2.warpAffine(img, m, img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+        ex, ey = cx, cy  # the rotation's fixed point
+    else:
+        half = int(1.6 * (x1 - x0))
+        top, left = int(cy) - int(1.2 * half), int(cx) - half
+        img = np.ascontiguousarray(img[top : top + 2 * half, left : left + 2 * half])
+        ex, ey = cx - left, cy - top
+    cfg = load_config(None, {"model": {"path": str(default_model)}})
+    det = make_detector(cfg.detector)
+    assert det.detect(img) == [], "the cascade found this face: the test no longer exercises the search"
+    faces = analyze_still(open_parser(default_model), det, cfg.analysis, img)
+    assert len(faces) == 1
+    labels = labels_to_image(faces, *img.shape[:2])
+    ys, xs = np.nonzero(np.isin(labels, [CLASS_ID["upper_lip"], CLASS_ID["lower_lip"]]))
+    assert len(xs) > 50
+    assert abs(xs.mean() - ex) < 10 and abs(ys.mean() - ey) < 10, (xs.mean(), ys.mean(), ex, ey)
+    off = analyze_still(open_parser(default_model), det, cfg.analysis.model_copy(update={"still_search": False}), img)
+    assert off == []
+
+
 def test_parts_are_in_anatomical_order(analyzed):
     """Guards against swapped left/right or upside-down parts on a real face."""
     _, labels = analyzed["astronaut"]
