@@ -425,10 +425,15 @@ def parse_mouth_zooms(
     return MouthView(ref.crop_matrix, (acc / np.maximum(weight, 1e-6)[..., None]).astype(np.float32), ref.stride)
 
 
-SEARCH_SIZES = (0.9, 0.65, 0.45)
+SEARCH_SIZES = (1.25, 0.9, 0.65, 0.45)
 """Face box sides, as fractions of the image's shorter side, the still-image search tries."""
 SEARCH_ROLLS = (-20.0, 20.0, -40.0, 40.0)
 """Rolls (degrees) of the image copies the detector searches again."""
+
+
+def _within(box: FaceBox, image: np.ndarray) -> FaceBox:
+    """A face box no larger than 1.25x the image: a face that runs off a close-up's edges cannot be measured."""
+    return box._replace(size=min(box.size, 1.25 * max(image.shape[:2])))
 
 
 def _candidate(parser, image: np.ndarray, box: FaceBox, threshold: float, min_pixels: int) -> tuple[float, FaceBox]:
@@ -446,6 +451,7 @@ def _candidate(parser, image: np.ndarray, box: FaceBox, threshold: float, min_pi
     nb = box_from_probs(out.probs, labels, output_to_image(m, size // labels.shape[0]), box, min_pixels)
     if nb is None:
         return math.inf, box
+    nb = _within(nb, image)
     return abs(math.log(nb.size / box.size)) + math.hypot(nb.cx - box.cx, nb.cy - box.cy) / box.size, nb
 
 
@@ -511,7 +517,7 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
             nb = box_from_probs(out.probs, labels, fa.output_to_image(), box, cfg.min_face_pixels)
             if nb is None:
                 break
-            box = nb
+            box = _within(nb, image)
         if result is not None:
             result.probs = keep_one_mouth(result.probs)
             result.labels = result.probs.argmax(-1).astype(np.uint8)
