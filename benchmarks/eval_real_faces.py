@@ -36,12 +36,12 @@ sys.path.insert(0, str(ROOT))
 GROUPS = ("lips", "eyes", "brows", "skin", "nose")
 
 
-VIEWS = ("photo", "rolled+25", "rolled-40", "close-up")
-"""``--views``: each photo as is, rolled about its face, and cropped to it (the detector misses the last three)."""
+VIEWS = ("photo", "rolled+25", "rolled-40", "close-up", "grey", "half")
+"""``--views``: each photo as is, rolled about its face, cropped to it, in grey, and at half its size."""
 
 
 def view_of(rgb: np.ndarray, view: str, face: tuple[float, float, float]) -> np.ndarray:
-    """A harder view of a photo: rolled about the face centre, or a square close-up of 0.8x the face box."""
+    """A harder view: rolled about the face centre, a square close-up of 0.8x the face box, grey, half size."""
     cx, cy, size = face
     if view.startswith("rolled"):
         m = cv2.getRotationMatrix2D((cx, cy), float(view.removeprefix("rolled")), 1.0)
@@ -50,6 +50,10 @@ def view_of(rgb: np.ndarray, view: str, face: tuple[float, float, float]) -> np.
         h = int(0.4 * size)
         y0, x0 = max(int(cy) - h, 0), max(int(cx) - h, 0)
         return np.ascontiguousarray(rgb[y0 : int(cy) + h, x0 : int(cx) + h])
+    if view == "grey":
+        return cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    if view == "half":
+        return cv2.resize(rgb, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
     return rgb
 
 

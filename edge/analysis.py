@@ -425,6 +425,9 @@ def parse_mouth_zooms(
     return MouthView(ref.crop_matrix, (acc / np.maximum(weight, 1e-6)[..., None]).astype(np.float32), ref.stride)
 
 
+MAX_DISAGREEMENT = 0.4
+"""A still's face is dropped when no parse's face box came closer to its crop's than this (see :func:`disagreement`)."""
+
 SEARCH_SIZES = (1.25, 0.9, 0.65, 0.45)
 """Face box sides, as fractions of the image's shorter side, the still-image search tries."""
 SEARCH_ROLLS = (-20.0, 20.0, -40.0, 40.0)
@@ -452,7 +455,12 @@ def _candidate(parser, image: np.ndarray, box: FaceBox, threshold: float, min_pi
     if nb is None:
         return math.inf, box
     nb = _within(nb, image)
-    return abs(math.log(nb.size / box.size)) + math.hypot(nb.cx - box.cx, nb.cy - box.cy) / box.size, nb
+    return disagreement(box, nb), nb
+
+
+def disagreement(box: FaceBox, parsed: FaceBox) -> float:
+    """How far the face box a crop's parse finds is from the box the crop was made from (0: a fixed point)."""
+    return abs(math.log(parsed.size / box.size)) + math.hypot(parsed.cx - box.cx, parsed.cy - box.cy) / box.size
 
 
 def search_faces(parser, detector, image: np.ndarray, cfg) -> list[FaceBox]:
@@ -501,11 +509,14 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
         boxes = search_faces(parser, detector, image, cfg)
     if cfg.still_tta:
         parser = FlipAveraged(parser)
-    faces = []
+    faces: list[tuple[float, FaceAnalysis]] = []
     geometry = parser.metadata.crop
     size = parser.metadata.input.size
     for box in boxes:
-        result = None
+        # Keep the parse whose crop agreed best with its own face box: on a face unlike the
+        # training data the refinement can drift (skin bleeding into a grey background grows
+        # the box every pass), and a false detection never settles.
+        best: tuple[float, FaceAnalysis, FaceBox] | None = None
         for _ in range(refine + 1):
             m = crop_matrix(box, geometry, size)
             out = parser(warp_crop(image, m, size))
@@ -513,22 +524,37 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
                 break
             labels = out.probs.argmax(-1).astype(np.uint8)
             fa = FaceAnalysis(box, m, out.probs, labels, out.face, stride=size // labels.shape[0])
-            result = fa
             nb = box_from_probs(out.probs, labels, fa.output_to_image(), box, cfg.min_face_pixels)
             if nb is None:
                 break
-            box = _within(nb, image)
-        if result is not None:
-            result.probs = keep_one_mouth(result.probs)
-            result.labels = result.probs.argmax(-1).astype(np.uint8)
-            mouth = parser.metadata.mouth
-            centre = mouth_center(result.probs, result.output_to_image())
-            if mouth is not None and cfg.refine_mouth and centre is not None:
-                zooms = STILL_MOUTH_ZOOMS if cfg.still_tta else (1.0,)
-                result.mouth = parse_mouth_zooms(parser, image, box, centre, mouth, zooms)
-                result.mouth.probs = keep_one_mouth(result.mouth.probs, face=False)
-            faces.append(result)
-    return faces
+            nb = _within(nb, image)
+            cost = disagreement(box, nb)
+            if best is None or cost <= best[0] + 0.02:  # ties go to the later, more refined parse
+                best = (cost, fa, nb)
+            box = nb
+        if best is None or best[0] > MAX_DISAGREEMENT:
+            continue
+        _, result, box = best
+        result.probs = keep_one_mouth(result.probs)
+        result.labels = result.probs.argmax(-1).astype(np.uint8)
+        mouth = parser.metadata.mouth
+        centre = mouth_center(result.probs, result.output_to_image())
+        if mouth is not None and cfg.refine_mouth and centre is not None:
+            zooms = STILL_MOUTH_ZOOMS if cfg.still_tta else (1.0,)
+            result.mouth = parse_mouth_zooms(parser, image, box, centre, mouth, zooms)
+            result.mouth.probs = keep_one_mouth(result.mouth.probs, face=False)
+        faces.append((best[0], result))
+    return _one_per_place(faces)
+
+
+def _one_per_place(scored: list[tuple[float, FaceAnalysis]]) -> list[FaceAnalysis]:
+    """Faces, dropping any whose centre lies inside a better-settled face's box (one person, two detections)."""
+    kept: list[FaceAnalysis] = []
+    for _, fa in sorted(scored, key=lambda t: t[0]):
+        b = fa.box
+        if all(math.hypot(b.cx - k.box.cx, b.cy - k.box.cy) > 0.5 * max(k.box.size, b.size) for k in kept):
+            kept.append(fa)
+    return kept
 
 
 def _warp_planes(probs: np.ndarray, m: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -108,6 +108,28 @@ def test_faces_the_detector_misses_are_searched_for(default_model, photos, name,
     assert off == []
 
 
+def test_a_false_detection_that_never_settles_is_dropped(default_model, photos):
+    """Guards against a second "face" on the astronaut's suit painting lips over her chin.
+
+    At half size the cascade also fires on the suit; the model's own face box for that crop
+    keeps growing pass after pass, so it is not a face. One face must remain, on her lips.
+    """
+    from edge.analysis import analyze_still, labels_to_image
+    from edge.config import load_config
+    from edge.detectors import make_detector
+    from edge.runtime import open_parser
+
+    img = cv2.resize(photos["astronaut"], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    cfg = load_config(None, {"model": {"path": str(default_model)}})
+    det = make_detector(cfg.detector)
+    assert len(det.detect(img)) == 2, "the cascade no longer fires twice: the test no longer exercises the guard"
+    faces = analyze_still(open_parser(default_model), det, cfg.analysis, img)
+    assert len(faces) == 1
+    ys, xs = np.nonzero(np.isin(labels_to_image(faces, *img.shape[:2]), [CLASS_ID["upper_lip"], CLASS_ID["lower_lip"]]))
+    cx, cy = LIPS["astronaut"][1]
+    assert abs(xs.mean() - cx / 2) < 5 and abs(ys.mean() - cy / 2) < 5
+
+
 def test_parts_are_in_anatomical_order(analyzed):
     """Guards against swapped left/right or upside-down parts on a real face."""
     _, labels = analyzed["astronaut"]
