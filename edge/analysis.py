@@ -244,6 +244,7 @@ class Analyzer:
         self._mouth_filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(2)]
         self._since_detect = 0
         self._idle_skip = 0
+        self._roll_turn = 0
         self.mouth_wanted = True
         """Whether anything needs the mouth pass now (the kiosk clears it while no lipstick is worn)."""
         self.detections = 0
@@ -274,11 +275,15 @@ class Analyzer:
         from edge.detectors import primary_face
 
         t0 = time.monotonic()
-        boxes = self.detector.detect(frame)
+        # While nobody is found, successive attempts also look at the frame rolled by +-20 degrees
+        # (one detector run each, as before): the frontal cascade misses a tilted head.
+        roll = ACQUIRE_ROLLS[self._roll_turn % len(ACQUIRE_ROLLS)]
+        boxes = self.detector.detect(frame) if not roll else detect_rolled(self.detector, frame, roll)
         times.detect = (time.monotonic() - t0) * 1e3
         times.detected = True
         self.detections += 1
         self._since_detect = 0
+        self._roll_turn = 0 if boxes else self._roll_turn + 1
         return primary_face(boxes, frame.shape[1], frame.shape[0])
 
     def analyze(self, frame: np.ndarray, now: float | None = None) -> FaceAnalysis | None:
@@ -463,6 +468,26 @@ def disagreement(box: FaceBox, parsed: FaceBox) -> float:
     return abs(math.log(parsed.size / box.size)) + math.hypot(parsed.cx - box.cx, parsed.cy - box.cy) / box.size
 
 
+ACQUIRE_ROLLS = (0.0, 20.0, -20.0)
+"""Rolls the live tracker's successive detection attempts cycle through while nobody is found."""
+
+
+def detect_rolled(detector, image: np.ndarray, roll: float) -> list[FaceBox]:
+    """Run the detector on the image rolled by ``roll`` degrees; boxes in the image, with that roll."""
+    import cv2
+
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), roll, 1.0)
+    rolled = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    back = invert_affine(m)
+    out = []
+    for b in detector.detect(rolled):
+        x, y = back @ np.array([b.cx, b.cy, 1.0])
+        # Rolling the image by +r (counter-clockwise on screen) made the face upright: its eye line is at +r.
+        out.append(FaceBox(float(x), float(y), b.size, roll))
+    return out
+
+
 def search_faces(parser, detector, image: np.ndarray, cfg) -> list[FaceBox]:
     """Find a face the detector missed upright: the model's box for the best candidate, or nothing.
 
@@ -471,19 +496,9 @@ def search_faces(parser, detector, image: np.ndarray, cfg) -> list[FaceBox]:
     copies of the image; failing that, the model parses centred boxes of a few
     sizes. The candidate whose parse agrees best with it wins (at most 12 inferences).
     """
-    import cv2
-
     h, w = image.shape[:2]
     centre = (w / 2.0, h / 2.0)
-    rolled_boxes = []
-    for roll in SEARCH_ROLLS:
-        m = cv2.getRotationMatrix2D(centre, roll, 1.0)
-        rolled = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
-        back = invert_affine(m)
-        for b in detector.detect(rolled):
-            x, y = back @ np.array([b.cx, b.cy, 1.0])
-            # Rolling the image by +r (counter-clockwise on screen) made the face upright: its eye line is at +r.
-            rolled_boxes.append(FaceBox(float(x), float(y), b.size, roll))
+    rolled_boxes = [b for roll in SEARCH_ROLLS for b in detect_rolled(detector, image, roll)]
     centred = [FaceBox(centre[0], centre[1], f * min(h, w), 0.0) for f in SEARCH_SIZES]
     for boxes in (rolled_boxes[:8], centred):
         scored = [_candidate(parser, image, b, cfg.face_threshold, cfg.min_face_pixels) for b in boxes]
