@@ -431,7 +431,7 @@ def parse_mouth_zooms(
 
 
 MAX_DISAGREEMENT = 0.4
-"""A still's face is dropped when no parse's face box came closer to its crop's than this (see :func:`disagreement`)."""
+"""A still's face has settled when a parse's face box came this close to its crop's (see :func:`disagreement`)."""
 
 SEARCH_SIZES = (1.25, 0.9, 0.65, 0.45)
 """Face box sides, as fractions of the image's shorter side, the still-image search tries."""
@@ -547,7 +547,7 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
             if best is None or cost <= best[0] + 0.02:  # ties go to the later, more refined parse
                 best = (cost, fa, nb)
             box = nb
-        if best is None or best[0] > MAX_DISAGREEMENT:
+        if best is None:
             continue
         _, result, box = best
         result.probs = keep_one_mouth(result.probs)
@@ -563,9 +563,18 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
 
 
 def _one_per_place(scored: list[tuple[float, FaceAnalysis]]) -> list[FaceAnalysis]:
-    """Faces, dropping any whose centre lies inside a better-settled face's box (one person, two detections)."""
+    """The faces worth keeping, best settled first.
+
+    A face whose box never settled (see :data:`MAX_DISAGREEMENT`) is dropped when
+    another one did: it is a false detection beside a real face. When none
+    settled, the best is kept, since on a face far from the training data an
+    unsteady parse is better than none. A face whose centre lies inside a kept
+    face's box is the same person detected twice.
+    """
+    ranked = sorted(scored, key=lambda t: t[0])
+    settled = [t for t in ranked if t[0] <= MAX_DISAGREEMENT]
     kept: list[FaceAnalysis] = []
-    for _, fa in sorted(scored, key=lambda t: t[0]):
+    for _, fa in settled or ranked[:1]:
         b = fa.box
         if all(math.hypot(b.cx - k.box.cx, b.cy - k.box.cy) > 0.5 * max(k.box.size, b.size) for k in kept):
             kept.append(fa)
