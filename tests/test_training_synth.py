@@ -139,20 +139,3 @@ def test_generated_sets_mix_in_mouth_views():
     zoomed = np.mean([_is_mouth_view(lab) for lab in b.labels])
     assert abs(zoomed - synth.MOUTH_FRACTION) < 0.1
 
-
-def test_creases_shade_the_skin_but_keep_its_label():
-    """Guards against wrinkles leaking into the labels: a chin crease or smile line is skin, never lips."""
-    size = INPUT_SIZE
-    m = np.array([[size / 4, 0, size / 2], [0, size / 4, size / 2.5]])
-    drawn = 0
-    for seed in range(12):
-        rng = np.random.default_rng(seed)
-        face = synth._Face(rng)
-        cv = synth._Canvas(size, m, np.zeros((size, size, 3), np.uint8))
-        cv.paint(face.head(), np.array([0.7, 0.5, 0.4]), CLASS_ID["skin"], synth.M_SKIN)
-        before = cv.lab.copy()
-        synth._draw_creases(rng, cv, face)
-        assert np.array_equal(cv.lab, before)
-        assert cv.sharp.max() <= 0.0  # creases only darken
-        drawn += int((cv.sharp < 0).any())
-    assert drawn >= 8  # most faces get at least one fold

@@ -640,7 +640,6 @@ def _render_person(rng: np.random.Generator, cv: _Canvas, face: _Face, hair: _Ha
             cheek = _ellipse(sx * 0.58, face.nose_y - 0.1, 0.22, 0.13, 16, sx * -0.3)
             cv.paint(cheek, np.array([0.9, 0.45, 0.5]), alpha=r(0.15, 0.35), blur=0.07 * ppu)
 
-    _draw_creases(rng, cv, face)
     if male and rng.random() < 0.45:
         _draw_facial_hair(rng, cv, face, hair, skin)
 
@@ -671,63 +670,11 @@ def _render_person(rng: np.random.Generator, cv: _Canvas, face: _Face, hair: _Ha
     if hair.style != "bald":
         band = _ellipse(r(-0.3, 0.3), -face.b_top + r(0.1, 0.4), r(0.3, 0.6), r(0.06, 0.15), 16)
         cv.blob(cv.spec, band, r(0.02, 0.12))
-    if rng.random() < 0.2:
+    if rng.random() < 0.15:
         _draw_glasses(rng, cv, face)
     if rng.random() < 0.06:
         _draw_occluder(rng, cv, skin)
     return skin
-
-
-def _band(pts: np.ndarray, width: np.ndarray | float) -> np.ndarray:
-    """A polygon of the given width (face units, per point or constant) around a polyline."""
-    d = np.gradient(pts, axis=0)
-    n = np.stack([-d[:, 1], d[:, 0]], 1) / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
-    h = np.broadcast_to(np.asarray(width, np.float64), (len(pts),))[:, None] * 0.5
-    return np.concatenate([pts + n * h, (pts - n * h)[::-1]])
-
-
-def _draw_creases(rng: np.random.Generator, cv: _Canvas, face: _Face) -> None:
-    """Folds and wrinkles, labelled skin: an older face's chin crease or smile lines must not read as lips."""
-    r = rng.uniform
-    age = rng.random() ** 1.5
-    t = np.linspace(0, 1, 12)
-    taper = np.sin(np.pi * np.clip(t * 1.1, 0, 1)) ** 0.6 + 0.15
-    mouth = _mouth_shape(face)
-    chin_y = float(mouth.bot_l.max())
-    for sx in (-1, 1):
-        if rng.random() < 0.35 + 0.6 * age:  # nasolabial fold: nose wing to beyond the mouth corner
-            a = np.array([sx * (face.nose_w + r(0.0, 0.08)), face.nose_y - r(0.0, 0.06)])
-            b = np.array([face.mouth_dx + sx * (face.mouth_w + r(0.04, 0.16)), face.mouth_y + r(0.0, 0.2)])
-            mid = (a + b) / 2 + np.array([sx * r(0.02, 0.1), 0.0])
-            pts = (1 - t)[:, None] ** 2 * a + 2 * ((1 - t) * t)[:, None] * mid + t[:, None] ** 2 * b
-            cv.blob(cv.sharp, _band(pts, r(0.02, 0.05) * taper), -r(0.06, 0.3) * (0.4 + age))
-        if rng.random() < age * 0.7:  # marionette line down from the mouth corner
-            a = np.array([face.mouth_dx + sx * (face.mouth_w + r(0.0, 0.05)), face.mouth_y + r(0.02, 0.08)])
-            pts = a + np.stack([sx * t * r(0.0, 0.08), t * r(0.15, 0.35)], 1)
-            cv.blob(cv.sharp, _band(pts, r(0.015, 0.035) * taper), -r(0.05, 0.25) * age)
-        if rng.random() < age * 0.8:  # crow's feet
-            for _ in range(int(rng.integers(1, 4))):
-                o = np.array([sx * (face.ex + face.ew + r(0.02, 0.06)), face.ey + r(-0.06, 0.06)])
-                ang = r(-0.5, 0.5)
-                pts = o + np.stack([sx * t * r(0.06, 0.14) * math.cos(ang), t * r(0.06, 0.14) * math.sin(ang)], 1)
-                cv.blob(cv.sharp, _band(pts, 0.012 * taper), -r(0.05, 0.2) * age)
-        if rng.random() < 0.2 + 0.6 * age:  # under-eye bag
-            x = sx * (face.ex + face.ew * (t * 2.0 - 1.0) * r(0.8, 1.1))
-            y = face.ey + face.eh * 0.6 + r(0.06, 0.14) + 0.04 * np.sin(np.pi * t)
-            cv.blob(cv.sharp, _band(np.stack([x, y], 1), r(0.012, 0.03) * taper), -r(0.05, 0.25) * (0.3 + age))
-    if rng.random() < 0.3 + 0.6 * age:  # chin crease: a dark curve under the lower lip, often lip-wide
-        w = face.mouth_w * r(0.4, 1.0)
-        y0 = chin_y + r(0.05, min(0.2, max(0.06, face.b_chin - chin_y - 0.1)))
-        x = face.mouth_dx + w * (t * 2 - 1)
-        y = y0 + r(-0.04, 0.03) * (1 - (t * 2 - 1) ** 2)
-        cv.blob(cv.sharp, _band(np.stack([x, y], 1), r(0.02, 0.05) * taper), -r(0.08, 0.35) * (0.4 + age))
-    if rng.random() < age * 0.8:  # forehead lines
-        for k in range(int(rng.integers(1, 5))):
-            y = face.brow_y - r(0.12, 0.2) - k * r(0.07, 0.12)
-            w = r(0.25, 0.6)
-            x = r(-0.1, 0.1) + w * (t * 2 - 1)
-            pts = np.stack([x, y + r(-0.03, 0.03) * np.sin(np.pi * t * r(1, 3))], 1)
-            cv.blob(cv.sharp, _band(pts, r(0.01, 0.025) * taper), -r(0.04, 0.2) * age)
 
 
 def _draw_facial_hair(rng: np.random.Generator, cv: _Canvas, face: _Face, hair: _Hair, skin: np.ndarray) -> None:
@@ -923,8 +870,6 @@ def _draw_mouth(rng: np.random.Generator, cv: _Canvas, face: _Face, skin: np.nda
     natural = natural + (np.array([0.6, 0.25, 0.3], np.float32) - natural) * r(0.0, 0.3)
     if _lum(skin) < 0.35 and rng.random() < 0.6:
         natural = skin * np.array([0.9, 0.7, 0.8], np.float32) * r(0.7, 1.0)  # darker, cooler lips
-    elif rng.random() < 0.3:  # pale lips close to the skin (older faces, light skin): shape, not colour
-        natural = skin + (natural - skin) * r(0.3, 0.7)
     colour_u, colour_l = natural, natural * r(1.0, 1.15)
     if rng.random() < 0.25:  # lipstick
         ls = _LIPSTICKS[rng.integers(len(_LIPSTICKS))] * r(0.85, 1.1)
@@ -957,12 +902,6 @@ def _draw_mouth(rng: np.random.Generator, cv: _Canvas, face: _Face, skin: np.nda
     cv.paint(lower, colour_l, LLIP, M_LIP)
     # The upper lip faces down (darker), the lower one catches the light; the lip line is dark.
     cv.blob(cv.sharp, upper, -r(0.05, 0.2))
-    if rng.random() < 0.3:  # vertical lip lines
-        for xi in rng.uniform(-0.85, 0.85, int(rng.integers(3, 10))):
-            j = round((xi + 1) / 2 * (n - 1))
-            for top, bot in ((top_u[j], line_u[j]), (line_l[j], bot_l[j])):
-                seg = np.array([[X[j], top + (bot - top) * 0.15], [X[j] + r(-0.01, 0.01), bot - (bot - top) * 0.15]])
-                cv.blob(cv.sharp, _band(seg, 0.008), -r(0.05, 0.2))
     cv.stroke(np.stack([X, (line_u + line_l) / 2], 1)[2:-2], natural * 0.3, 0.012, alpha=r(0.3, 0.8))
     gloss = r(0.02, 0.2) + (0.25 if rng.random() < 0.2 else 0.0)
     mid = (line_l[n // 2] + bot_l[n // 2]) / 2
@@ -973,12 +912,11 @@ def _draw_mouth(rng: np.random.Generator, cv: _Canvas, face: _Face, skin: np.nda
 def _draw_glasses(rng: np.random.Generator, cv: _Canvas, face: _Face) -> None:
     """Glasses keep the labels underneath (CelebAMask's eye_g maps to what it covers)."""
     r = rng.uniform
-    frame = np.array([0.05, 0.05, 0.05]) * r(0.5, 4.0) if rng.random() < 0.6 else rng.uniform(0, 1, 3)
-    w = r(0.012, 0.045)
-    rx, ry = face.ew * r(1.3, 1.7), face.eh + r(0.1, 0.22)
-    top = r(1.0, 3.0) if rng.random() < 0.35 else 0.0  # browline / cat-eye frames: a heavy upper rim
+    frame = np.array([0.05, 0.05, 0.05]) if rng.random() < 0.6 else rng.uniform(0, 1, 3)
+    w = r(0.012, 0.04)
+    rx, ry = face.ew * r(1.3, 1.6), face.eh + r(0.1, 0.18)
     for sx in (-1, 1):
-        c = np.array([sx * face.ex, face.ey + r(0.0, 0.05)])
+        c = np.array([sx * face.ex, face.ey + 0.02])
         rim = _ellipse(c[0], c[1], rx, ry, 28)
         if rng.random() < 0.4:  # squarer frames
             d = rim - c
@@ -986,10 +924,6 @@ def _draw_glasses(rng: np.random.Generator, cv: _Canvas, face: _Face) -> None:
         if rng.random() < 0.5:  # tinted or reflective lens
             cv.paint(rim, rng.uniform(0.3, 1, 3), alpha=r(0.05, 0.25))
         cv.stroke(np.concatenate([rim, rim[:1]]), frame, w)
-        if top:
-            upper = rim[rim[:, 1] < c[1] - ry * 0.3]
-            upper = upper[np.argsort(upper[:, 0])]
-            cv.stroke(upper, frame, w * top)
         cv.stroke(np.array([[sx * (face.ex + rx), face.ey], [sx * 1.05, face.ey - 0.02]]), frame, w)
     bridge = np.array([[-face.ex + rx, face.ey - 0.02], [0, face.ey - 0.05], [face.ex - rx, face.ey - 0.02]])
     cv.stroke(bridge, frame, w)
