@@ -38,7 +38,7 @@ class Recipe:
     """Times each teacher-labelled real image is seen per epoch (0: synthetic faces only)."""
     real_reshapes: int = 4
     """Reshaped copies (new face shape, mouth, lips, sometimes lipstick) of each allowed photo's tone variant."""
-    prior_alpha: float = 0.0
+    prior_alpha: float = 0.25
     """How much of the loss's class weighting the conversion takes back out of the softmax (see ``vanity convert``)."""
 
 
