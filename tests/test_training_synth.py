@@ -138,4 +138,3 @@ def test_generated_sets_mix_in_mouth_views():
     b = synth.generate(200, seed=4)
     zoomed = np.mean([_is_mouth_view(lab) for lab in b.labels])
     assert abs(zoomed - synth.MOUTH_FRACTION) < 0.1
-
