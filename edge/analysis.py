@@ -27,7 +27,7 @@ from edge.contract import (
     mouth_matrix,
     warp_crop,
 )
-from edge.types import FaceAnalysis, MouthView, mouth_window, output_to_image
+from edge.types import FaceAnalysis, MouthView, mouth_window
 
 _FACE_IDS = np.array([CLASS_ID[c] for c in FACE_CLASSES])
 _MOUTH_IDS = np.array([CLASS_ID[c] for c in MOUTH_CLASSES])
@@ -444,23 +444,17 @@ def _within(box: FaceBox, image: np.ndarray) -> FaceBox:
     return box._replace(size=min(box.size, 1.25 * max(image.shape[:2])))
 
 
-def _candidate(parser, image: np.ndarray, box: FaceBox, threshold: float, min_pixels: int) -> tuple[float, FaceBox]:
-    """How far the model's own face box moves from a candidate box (inf: no face); and that box.
-
-    A face score saturates on any crop with a face in it, so candidates are told
-    apart by self-consistency: a crop that fits the face parses to the same box.
-    """
+def _parse_at(parser, image: np.ndarray, box: FaceBox, cfg) -> tuple[FaceAnalysis, FaceBox] | None:
+    """Parse the crop of ``box``: the analysis and the face box its class map finds, or None (no face)."""
     size = parser.metadata.input.size
     m = crop_matrix(box, parser.metadata.crop, size)
     out = parser(warp_crop(image, m, size))
-    if out.face < threshold:
-        return math.inf, box
+    if out.face < cfg.face_threshold:
+        return None
     labels = out.probs.argmax(-1).astype(np.uint8)
-    nb = box_from_probs(out.probs, labels, output_to_image(m, size // labels.shape[0]), box, min_pixels)
-    if nb is None:
-        return math.inf, box
-    nb = _within(nb, image)
-    return disagreement(box, nb), nb
+    fa = FaceAnalysis(box, m, out.probs, labels, out.face, stride=size // labels.shape[0])
+    nb = box_from_probs(out.probs, labels, fa.output_to_image(), box, cfg.min_face_pixels)
+    return None if nb is None else (fa, _within(nb, image))
 
 
 def disagreement(box: FaceBox, parsed: FaceBox) -> float:
@@ -500,12 +494,13 @@ def search_faces(parser, detector, image: np.ndarray, cfg) -> list[FaceBox]:
     centre = (w / 2.0, h / 2.0)
     rolled_boxes = [b for roll in SEARCH_ROLLS for b in detect_rolled(detector, image, roll)]
     centred = [FaceBox(centre[0], centre[1], f * min(h, w), 0.0) for f in SEARCH_SIZES]
+    # A face score saturates on any crop with a face in it, so candidates are told apart by
+    # self-consistency: a crop that fits the face parses to the same box.
     for boxes in (rolled_boxes[:8], centred):
-        scored = [_candidate(parser, image, b, cfg.face_threshold, cfg.min_face_pixels) for b in boxes]
+        parsed = [(b, _parse_at(parser, image, b, cfg)) for b in boxes]
+        scored = [(disagreement(b, r[1]), r[1]) for b, r in parsed if r is not None]
         if scored:
-            cost, best = min(scored, key=lambda t: t[0])
-            if math.isfinite(cost):
-                return [best]
+            return [min(scored, key=lambda t: t[0])[1]]
     return []
 
 
@@ -525,24 +520,16 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
     if cfg.still_tta:
         parser = FlipAveraged(parser)
     faces: list[tuple[float, FaceAnalysis]] = []
-    geometry = parser.metadata.crop
-    size = parser.metadata.input.size
     for box in boxes:
         # Keep the parse whose crop agreed best with its own face box: on a face unlike the
         # training data the refinement can drift (skin bleeding into a grey background grows
         # the box every pass), and a false detection never settles.
         best: tuple[float, FaceAnalysis, FaceBox] | None = None
         for _ in range(refine + 1):
-            m = crop_matrix(box, geometry, size)
-            out = parser(warp_crop(image, m, size))
-            if out.face < cfg.face_threshold:
+            step = _parse_at(parser, image, box, cfg)
+            if step is None:
                 break
-            labels = out.probs.argmax(-1).astype(np.uint8)
-            fa = FaceAnalysis(box, m, out.probs, labels, out.face, stride=size // labels.shape[0])
-            nb = box_from_probs(out.probs, labels, fa.output_to_image(), box, cfg.min_face_pixels)
-            if nb is None:
-                break
-            nb = _within(nb, image)
+            fa, nb = step
             cost = disagreement(box, nb)
             if best is None or cost <= best[0] + 0.02:  # ties go to the later, more refined parse
                 best = (cost, fa, nb)

@@ -154,8 +154,8 @@ class AnalysisConfig(_Strict):
     )
     still_search: bool = Field(
         True,
-        description="Still images: when the detector finds no face (a close-up, a tilted head), let the model "
-        "search the image itself at a few sizes and rolls (up to 15 more inferences).",
+        description="Still images: when the detector finds no face (a close-up, a tilted head), run it again on "
+        "rolled copies, then let the model try centred boxes of a few sizes (up to 12 more inferences).",
     )
     tone_ema: float = Field(0.1, gt=0, le=1, description="Weight of the newest skin-tone measurement.")
 
