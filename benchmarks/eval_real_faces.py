@@ -68,7 +68,8 @@ def evaluate(model: Path | None = None, refine: bool = True, views=("photo",)) -
         config = Path(tmp) / "vanity.toml"
         config.write_text(f"[analysis]\nrefine_mouth = {str(refine).lower()}\n")
         for name, photo in allowed_photos().items():
-            x, y, w, h = label_image(photo, teacher)[0].box
+            photo_faces = label_image(photo, teacher)
+            x, y, w, h = photo_faces[0].box
             for view in views:
                 rgb = view_of(photo, view, (x + w / 2, y + h / 2, max(w, h)))
                 key = name if view == "photo" else f"{name} {view}"
@@ -90,7 +91,7 @@ def evaluate(model: Path | None = None, refine: bool = True, views=("photo",)) -
                     cmd += ["--model", str(model)]
                 subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
                 pred = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
-                faces = label_image(rgb, teacher)
+                faces = photo_faces if view == "photo" else label_image(rgb, teacher)
                 if not faces:
                     raise RuntimeError(f"{key}: the teacher finds no face; this view cannot be scored")
                 truth = merge_labels(faces, rgb.shape[:2])
