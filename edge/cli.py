@@ -489,6 +489,48 @@ def label(
     typer.echo(f"{report.labelled} photo(s) labelled into {out} ({len(report.skipped)} skipped)")
 
 
+@app.command(name="eval")
+def eval_(
+    bundle: Annotated[Path, typer.Argument(help="Model bundle (.tflite with its .json).")],
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            help="Labelled photos, e.g. 'celebamask:DIR@holdout+lfw:DIR@holdout' "
+            "(kinds: celebamask, lfw, celebahair, teacher; @train/@holdout pick the fixed split).",
+        ),
+    ],
+    limit: Annotated[int | None, typer.Option(help="At most this many photos per source.", min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Score a bundle on labelled photos through the device's still-image path (F1 per part, mIoU)."""
+    cfg = _load_config(config, model=bundle)
+    parser = _open_parser(cfg)
+    from edge.detectors import make_detector
+
+    try:
+        from training.evaluation import evaluate, table
+    except ImportError as e:
+        _fail(f"vanity eval needs the workstation install (pip install '.[train]'): {e}", code=2)
+    try:
+        scores = evaluate(parser, make_detector(cfg.detector), cfg.analysis, data, limit=limit, progress=not as_json)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e), code=2)
+    if as_json:
+        typer.echo(json.dumps({"bundle": str(bundle), "scores": [s.to_dict() for s in scores]}, indent=2))
+        return
+    for line in table(scores):
+        typer.echo(line)
+    for s in scores:
+        typer.echo(
+            f"{s.source}: {s.photos} photos, {s.faces_found} faces found, {s.no_face} without a face, "
+            f"{len(s.skipped)} skipped, {s.seconds:.0f} s"
+        )
+        for path, why in s.skipped[:5]:
+            typer.echo(f"  skipped {path}: {why}", err=True)
+
+
 def main() -> None:
     """Entry point: run the app, turning library errors into messages and exit codes."""
     try:

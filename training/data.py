@@ -81,9 +81,10 @@ from edge.contract import (
     mouth_matrix,
     warp_crop,
 )
+from training.real_sources import SPLITS, SampleError, Split, read_rgb
 
-SourceKind = Literal["synth", "lapa", "celebamask", "folder"]
-KINDS: tuple[str, ...] = ("synth", "lapa", "celebamask", "folder")
+SourceKind = Literal["synth", "lapa", "celebamask", "celebahair", "lfw", "teacher", "folder"]
+KINDS: tuple[str, ...] = ("synth", "lapa", "celebamask", "celebahair", "lfw", "teacher", "folder")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 CELEBAMASK_ORDER: tuple[str, ...] = (
@@ -135,10 +136,6 @@ class DataError(ValueError):
     """A data source or sample is unusable (raised for bad samples only with ``strict=True``)."""
 
 
-class SampleError(Exception):
-    """One sample is malformed; the message says why."""
-
-
 @dataclass(frozen=True)
 class DataSource:
     """One source of a data spec."""
@@ -147,9 +144,16 @@ class DataSource:
     path: Path | None = None
     count: int | None = None
     repeat: int = 1
+    split: Split = "all"
+
+    def _replace_split(self, split: Split) -> DataSource:
+        from dataclasses import replace
+
+        return replace(self, split=split)
 
     def __str__(self) -> str:
         base = f"{self.kind}:{self.count if self.kind == 'synth' else self.path}"
+        base += f"@{self.split}" if self.split != "all" else ""
         return base + (f"*{self.repeat}" if self.repeat != 1 else "")
 
 
@@ -181,6 +185,13 @@ def parse_spec(spec: str) -> list[DataSource]:
             arg, repeat = m.group(1).strip(), int(m.group(2))
             if repeat < 1:
                 raise ValueError(f"repeat count must be at least 1 in {part!r}")
+        split = "all"
+        m = re.fullmatch(r"(.*)@(\w+)", arg)
+        if m and kind != "synth":
+            # "celebamask:PATH@train": the source's fixed hold-out split (training.real_sources).
+            arg, split = m.group(1).strip(), m.group(2).lower()
+            if split not in SPLITS:
+                raise ValueError(f"unknown split {split!r} in {part!r}; expected one of {', '.join(SPLITS)}")
         if kind == "synth":
             if not re.fullmatch(r"\d+", arg.replace("_", "")) or int(arg.replace("_", "")) <= 0:
                 raise ValueError(f"synth needs a positive sample count, e.g. 'synth:20000' (got {part!r})")
@@ -188,7 +199,7 @@ def parse_spec(spec: str) -> list[DataSource]:
         else:
             if not arg:
                 raise ValueError(f"{kind} needs a path, e.g. '{kind}:/data/{kind}' (got {part!r})")
-            out.append(DataSource(kind, path=Path(arg).expanduser(), repeat=repeat))  # type: ignore[arg-type]
+            out.append(DataSource(kind, path=Path(arg).expanduser(), repeat=repeat, split=split))  # type: ignore[arg-type]
     return out
 
 
@@ -285,17 +296,6 @@ def mouth_crop_sample(
     return img, np.ascontiguousarray(lab[::stride, ::stride])
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    import cv2
-
-    if not path.is_file():
-        raise SampleError("image missing")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise SampleError("image unreadable")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def _read_mask(path: Path, what: str = "mask") -> np.ndarray:
     import cv2
 
@@ -331,7 +331,7 @@ class _Item(NamedTuple):
 
 
 def _load_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    img = _read_rgb(image_path)
+    img = read_rgb(image_path)
     lab = _read_mask(mask_path)
     return img, _check_labels(lab, img, mask_path)
 
@@ -351,7 +351,7 @@ def _lapa_items(root: Path, split: str) -> list[_Item]:
 def _celebamask_load(img_path: Path, anno: Path, idx: int) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
-    img = _read_rgb(img_path)
+    img = read_rgb(img_path)
     folder = anno / str(idx // 2000)
     labels = None
     found = 0
@@ -406,6 +406,42 @@ def _folder_items(root: Path) -> list[_Item]:
             m = masks / (p.stem + ".png")
             out.append(_Item(p, lambda p=p, m=m: _load_pair(p, m)))
     return out
+
+
+def _source_items(src: DataSource) -> list[_Item]:
+    """The items of one real source (not LaPa, which keeps its own split), restricted to its split."""
+    from training import real_sources as rs
+
+    assert src.path is not None
+    if src.kind == "celebamask":
+        if (src.path / "images").is_dir() and (src.path / "masks").is_dir():
+            return [_Item(*it) for it in rs.celebamask_palette_items(src.path, src.split)]
+        if src.split != "all":
+            raise ValueError(f"{src}: the per-part CelebAMask-HQ layout has no hold-out split")
+        return _celebamask_items(src.path)
+    if src.kind == "celebahair":
+        return [_Item(*it) for it in rs.celebahair_items(src.path, src.split)]
+    if src.kind == "lfw":
+        return [_Item(*it) for it in rs.lfw_items(src.path, src.split)]
+    if src.kind == "teacher":
+        return [_Item(*it) for it in rs.teacher_items(src.path, src.split)]
+    if src.split != "all":
+        raise ValueError(f"{src}: a folder source has no hold-out split")
+    return _folder_items(src.path)
+
+
+def _held_out_copies(sources: Sequence[DataSource]) -> set[Path]:
+    """Photos of any source that copy a photo another source holds out (CelebA-HQ recurs across sets)."""
+    from training.real_sources import near_duplicates
+
+    held: list[Path] = []
+    for src in sources:
+        if src.split == "train":
+            held += [it.key for it in _source_items(src._replace_split("holdout"))]
+    if not held:
+        return set()
+    candidates = [it.key for src in sources if src.kind not in ("synth", "lapa") for it in _source_items(src)]
+    return near_duplicates(candidates, held)
 
 
 # --------------------------------------------------------------------------- loading and summary
@@ -609,7 +645,11 @@ def load_split(
     if cache and key in _MEMO:
         return _MEMO[key]
     sources = parse_spec(spec)
+    for src in sources:
+        if src.kind not in ("synth", "lapa") and src.path is not None and not src.path.exists():
+            raise FileNotFoundError(f"{src}: path does not exist")
     summary = DataSummary(spec)
+    excluded = _held_out_copies(sources)
     trains, vals = [], []
     for salt, src in enumerate(sources):
         s = SourceSummary(str(src))
@@ -633,7 +673,7 @@ def load_split(
                 tr = _prepare_items(tr_items, geometry, size, strict, summary, s)
                 va = _prepare_items(va_items, geometry, size, strict, summary, s)
             else:
-                items = _celebamask_items(src.path) if src.kind == "celebamask" else _folder_items(src.path)
+                items = [it for it in _source_items(src) if it.key not in excluded]
                 s.found = len(items)
                 # Split by photo, so a face's mouth view never lands on the other side of the split.
                 ti, vi = _split_indices(len(items), val_fraction, seed, salt)

@@ -1,12 +1,15 @@
-"""Build the default model bundle end to end: generate -> train -> convert (``make model``).
+"""Build the default model bundle end to end: read real faces -> train -> convert (``make model``).
 
-    python -m training.default_model --out edge/data/models/vanity-default.tflite
+    python -m training.default_model --out edge/data/models/vanity-default.tflite \
+        [--data-root ../shared/data]
 
-The recipe is the project's own code only: synthetic faces from ``training.synth``
-plus the teacher-labelled allowed photos (``training.real``; ``--real-repeat 0`` leaves
-them out), the training job, then the
-int8 conversion with its accuracy gate. The bundle is written only if the gate passes.
-Defaults fit in under an hour on a 2-core machine; ``--synth``/``--epochs`` scale it.
+The recipe trains on the real, human-labelled faces of ``--data-root`` (the layouts
+of ``../shared/data`` as published, see ``training.real_sources``), completed by the
+landmark teacher where a source labels only some classes, plus synthetic faces from
+``training.synth`` for the skin tones, lighting and poses the photos lack. Every
+source is read with its ``@train`` split, so the held-out people (``@holdout``) stay
+unseen for ``vanity eval``. Then the int8 conversion with its accuracy gate; the
+bundle is written only if the gate passes. About 75 minutes on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -21,12 +24,30 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "edge" / "data" / "models" / "vanity-default.tflite"
 
 
+DEFAULT_DATA_ROOT = ROOT.parent / "shared" / "data"
+"""Where ``make model`` looks for the real faces unless told otherwise."""
+
+REAL_SOURCES: tuple[tuple[str, str], ...] = (
+    ("celebamask", "celebamask-hq-sample"),
+    ("lfw", "lfw"),
+    ("celebahair", "celeba-hair"),
+)
+"""(reader, folder under the data root) of the human-labelled sources, each read with ``@train``."""
+
+TEACHER_SOURCES: tuple[str, ...] = ("helen-subset/img",)
+"""Folders of unlabelled photos under the data root, labelled by the teacher alone."""
+
+
+class MissingData(FileNotFoundError):
+    """The real faces the recipe trains on are not where it was told to look."""
+
+
 @dataclass
 class Recipe:
     """How the default bundle is made."""
 
-    synth: int = 14000
-    epochs: int = 10
+    synth: int = 4000
+    epochs: int = 16
     batch_size: int = 32
     lr: float = 4e-3
     width: float = 1.0
@@ -34,33 +55,42 @@ class Recipe:
     calibration: int = 300
     val_limit: int | None = 800
     steps_per_epoch: int | None = None
-    real_repeat: int = 10
-    """Times each teacher-labelled real image is seen per epoch (0: synthetic faces only)."""
-    real_reshapes: int = 4
-    """Reshaped copies (new face shape, mouth, lips, sometimes lipstick) of each allowed photo's tone variant."""
+    celebamask_repeat: int = 4
+    """Times each CelebAMask-HQ face (the only full human part labels) is seen per epoch."""
     prior_alpha: float = 0.25
     """How much of the loss's class weighting the conversion takes back out of the softmax (see ``vanity convert``)."""
 
+    def data_spec(self, root: Path) -> str:
+        """The training data spec for a data root (raises MissingData naming what is absent)."""
+        missing = [f for _, f in REAL_SOURCES if not (root / f).is_dir()]
+        missing += [f for f in TEACHER_SOURCES if not (root / f).is_dir()]
+        if missing:
+            raise MissingData(
+                f"real training faces not found under {root}: missing {', '.join(missing)}. "
+                "Pass the folder that holds them (make model DATA=/path/to/data, or --data-root); "
+                "its README lists the layouts."
+            )
+        parts = [f"synth:{self.synth}"] if self.synth else []
+        for kind, folder in REAL_SOURCES:
+            rep = f"*{self.celebamask_repeat}" if kind == "celebamask" and self.celebamask_repeat > 1 else ""
+            parts.append(f"{kind}:{root / folder}@train{rep}")
+        parts += [f"teacher:{root / f}" for f in TEACHER_SOURCES]
+        return "+".join(parts)
 
-def build(out: Path, run_dir: Path, recipe: Recipe, progress: bool = True):
+
+def build(out: Path, run_dir: Path, recipe: Recipe, data_root: Path = DEFAULT_DATA_ROOT, progress: bool = True):
     """Train and convert; returns the conversion report.
 
     Raises:
+        MissingData: the real faces are not under ``data_root``.
         convert.quantize.GateFailed: the int8 bundle lost accuracy (no bundle written).
     """
     from convert.quantize import convert_run
     from training.model import ModelSpec
     from training.train import TrainOptions, train
 
+    data = recipe.data_spec(data_root.resolve())
     t0 = time.monotonic()
-    data = f"synth:{recipe.synth}"
-    if recipe.real_repeat:
-        from training.real import write_allowed_set
-
-        real_dir = run_dir.parent / f"{run_dir.name}-real-r{recipe.real_reshapes}"
-        if not (real_dir / "masks").is_dir():
-            write_allowed_set(real_dir, reshapes=recipe.real_reshapes, seed=recipe.seed)
-        data += f"+folder:{real_dir}*{recipe.real_repeat}"
     opts = TrainOptions(
         data=data,
         out=run_dir,
@@ -96,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Build the default model bundle (generate -> train -> convert).")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Bundle path (.tflite; .json beside it).")
     ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "default", help="Training run directory.")
-    ap.add_argument("--synth", type=int, default=r.synth, help="Synthetic training faces.")
+    ap.add_argument("--synth", type=int, default=r.synth, help="Synthetic faces (tones, light, poses the photos lack).")
     ap.add_argument("--epochs", type=int, default=r.epochs, help="Most epochs.")
     ap.add_argument("--width", type=float, default=r.width, help="Model width multiplier.")
     ap.add_argument("--batch-size", type=int, default=r.batch_size, help="Batch size.")
@@ -105,13 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-limit", type=int, default=r.val_limit, help="Validation samples for the gate.")
     ap.add_argument("--seed", type=int, default=r.seed, help="Seed.")
     ap.add_argument(
-        "--real-repeat",
-        type=int,
-        default=r.real_repeat,
-        help="Repeats of the teacher-labelled allowed photos per epoch (0: synthetic only; needs `make teacher`).",
+        "--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="Folder holding the real faces (shared/data layout)."
     )
     ap.add_argument(
-        "--real-reshapes", type=int, default=r.real_reshapes, help="Reshaped copies of each real tone variant."
+        "--celebamask-repeat", type=int, default=r.celebamask_repeat, help="Repeats of each CelebAMask-HQ face."
     )
     ap.add_argument(
         "--prior-alpha",
@@ -130,14 +157,16 @@ def main(argv: list[str] | None = None) -> int:
         calibration=args.calibration,
         val_limit=args.val_limit,
         steps_per_epoch=args.steps_per_epoch,
-        real_repeat=args.real_repeat,
-        real_reshapes=args.real_reshapes,
+        celebamask_repeat=args.celebamask_repeat,
         prior_alpha=args.prior_alpha,
     )
     from convert.quantize import GateFailed
 
     try:
-        build(args.out, args.run_dir, recipe, progress=not args.quiet)
+        build(args.out, args.run_dir, recipe, args.data_root, progress=not args.quiet)
+    except MissingData as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except GateFailed as e:
         print(f"error: accuracy gate failed: {e}", file=sys.stderr)
         return 3
