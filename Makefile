@@ -13,7 +13,7 @@ MODEL  := edge/data/models/vanity-default.tflite
 help:
 	@echo "make demo   - install the device runtime and run the mirror on the demo source (http://127.0.0.1:8080/)"
 	@echo "make test   - install everything the tests need and run the whole suite"
-	@echo "make model  - rebuild the default model bundle (generate -> train -> convert)"
+	@echo "make model  - rebuild the default model bundle from real faces (DATA=../shared/data) -> train -> convert"
 	@echo "make bench  - per-stage benchmark on the demo source"
 	@echo "make teacher - install the labelling teacher (MediaPipe 0.10.21 face models from PyPI) into .cache/teacher"
 
@@ -61,9 +61,10 @@ assets: $(VENV)/.dev
 teacher: $(VENV)/.runtime
 	$(PY) -m training.teacher_assets --dest .cache/teacher
 
-# Rebuild the default bundle from the project's own code: generate -> train -> convert.
+# Rebuild the default bundle: real faces (DATA, as published) + synthetic faces -> train -> convert.
+DATA ?= ../shared/data
 model: $(VENV)/.dev teacher
-	$(PY) -m training.default_model --out $(MODEL)
+	$(PY) -m training.default_model --out $(MODEL) --data-root $(DATA)
 
 bench: $(VENV)/.runtime
 	$(BIN)/vanity bench --source demo --frames 600
