@@ -244,7 +244,6 @@ class Analyzer:
         self._mouth_filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(2)]
         self._since_detect = 0
         self._idle_skip = 0
-        self._roll_turn = 0
         self.mouth_wanted = True
         """Whether anything needs the mouth pass now (the kiosk clears it while no lipstick is worn)."""
         self.detections = 0
@@ -272,22 +271,25 @@ class Analyzer:
             f.reset()
 
     def _acquire(self, frame: np.ndarray, times: StageTimes) -> FaceBox | None:
+        """One detector pass over the whole frame; the customer's face box (with the eyes' roll), or None."""
         from edge.detectors import primary_face
 
         t0 = time.monotonic()
-        # While nobody is found, successive attempts also look at the frame rolled by +-20 degrees
-        # (one detector run each, as before): the frontal cascade misses a tilted head.
-        roll = ACQUIRE_ROLLS[self._roll_turn % len(ACQUIRE_ROLLS)]
-        boxes = self.detector.detect(frame) if not roll else detect_rolled(self.detector, frame, roll)
-        times.detect = (time.monotonic() - t0) * 1e3
+        found = self.detector.detect(frame)
+        times.detect += (time.monotonic() - t0) * 1e3
         times.detected = True
         self.detections += 1
         self._since_detect = 0
-        self._roll_turn = 0 if boxes else self._roll_turn + 1
-        return primary_face(boxes, frame.shape[1], frame.shape[0])
+        best = primary_face(found, frame.shape[1], frame.shape[0])
+        return None if best is None else best.box
 
     def analyze(self, frame: np.ndarray, now: float | None = None) -> FaceAnalysis | None:
-        """Analyse one RGB frame; None when no face is present."""
+        """Analyse one RGB frame; None when no face is present.
+
+        A face the tracker loses (its parse no longer finds one) is looked for
+        again with one detector pass on the same frame, so a customer who moved
+        fast is back without a lost frame.
+        """
         times = StageTimes()
         self.last = times
         now = time.monotonic() if now is None else now
@@ -298,17 +300,23 @@ class Analyzer:
             self._idle_skip -= 1
             times.skipped = True
             return None
+        fresh = False
         if box is None or redetect:
             found = self._acquire(frame, times)
             if found is None and box is None:
                 self._idle_skip = self.cfg.idle_detect_every - 1
                 return None
             if found is not None and box is None:
-                box = found
+                box, fresh = found, True
                 for f in self._filters:
                     f.reset()
         self._since_detect += 1
         result = self._parse(frame, box, times)
+        if result is None and not fresh:
+            # The track is lost: re-acquire within this frame.
+            self.reset()
+            box = self._acquire(frame, times)
+            result = None if box is None else self._parse(frame, box, times)
         if result is None:
             self.reset()
             return None
@@ -327,10 +335,10 @@ class Analyzer:
         t1 = time.monotonic()
         out = self.parser(crop)
         t2 = time.monotonic()
-        times.crop = (t1 - t0) * 1e3
-        times.infer = (t2 - t1) * 1e3
+        times.crop += (t1 - t0) * 1e3
+        times.infer += (t2 - t1) * 1e3
         if out.face < self.cfg.face_threshold:
-            times.post = (time.monotonic() - t2) * 1e3
+            times.post += (time.monotonic() - t2) * 1e3
             return None
         a = self.cfg.mask_ema
         probs = out.probs if self._probs is None else a * out.probs + (1 - a) * self._probs
@@ -340,7 +348,7 @@ class Analyzer:
         stride = self.size // labels.shape[0]
         analysis = FaceAnalysis(box, m, probs, labels, out.face, stride=stride)
         next_box = box_from_probs(probs, labels, analysis.output_to_image(), box, self.cfg.min_face_pixels)
-        times.post = (time.monotonic() - t2) * 1e3
+        times.post += (time.monotonic() - t2) * 1e3
         if next_box is None:
             return None
         # The class map's face box is the contract's face box; keep the roll continuous.
@@ -430,15 +438,6 @@ def parse_mouth_zooms(
     return MouthView(ref.crop_matrix, (acc / np.maximum(weight, 1e-6)[..., None]).astype(np.float32), ref.stride)
 
 
-MAX_DISAGREEMENT = 0.4
-"""A still's face has settled when a parse's face box came this close to its crop's (see :func:`disagreement`)."""
-
-SEARCH_SIZES = (1.25, 0.9, 0.65, 0.45)
-"""Face box sides, as fractions of the image's shorter side, the still-image search tries."""
-SEARCH_ROLLS = (-20.0, 20.0, -40.0, 40.0)
-"""Rolls (degrees) of the image copies the detector searches again."""
-
-
 def _within(box: FaceBox, image: np.ndarray) -> FaceBox:
     """A face box no larger than 1.25x the image: a face that runs off a close-up's edges cannot be measured."""
     return box._replace(size=min(box.size, 1.25 * max(image.shape[:2])))
@@ -462,68 +461,26 @@ def disagreement(box: FaceBox, parsed: FaceBox) -> float:
     return abs(math.log(parsed.size / box.size)) + math.hypot(parsed.cx - box.cx, parsed.cy - box.cy) / box.size
 
 
-ACQUIRE_ROLLS = (0.0, 20.0, -20.0)
-"""Rolls the live tracker's successive detection attempts cycle through while nobody is found."""
-
-
-def detect_rolled(detector, image: np.ndarray, roll: float) -> list[FaceBox]:
-    """Run the detector on the image rolled by ``roll`` degrees; boxes in the image, with that roll."""
-    import cv2
-
-    h, w = image.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), roll, 1.0)
-    rolled = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    back = invert_affine(m)
-    out = []
-    for b in detector.detect(rolled):
-        x, y = back @ np.array([b.cx, b.cy, 1.0])
-        # Rolling the image by +r (counter-clockwise on screen) made the face upright: its eye line is at +r.
-        out.append(FaceBox(float(x), float(y), b.size, roll))
-    return out
-
-
-def search_faces(parser, detector, image: np.ndarray, cfg) -> list[FaceBox]:
-    """Find a face the detector missed upright: the model's box for the best candidate, or nothing.
-
-    The frontal-face cascade misses heads rolled past ~15 degrees and faces that
-    fill the frame (it needs a margin). So the detector runs again on rolled
-    copies of the image; failing that, the model parses centred boxes of a few
-    sizes. The candidate whose parse agrees best with it wins (at most 12 inferences).
-    """
-    h, w = image.shape[:2]
-    centre = (w / 2.0, h / 2.0)
-    rolled_boxes = [b for roll in SEARCH_ROLLS for b in detect_rolled(detector, image, roll)]
-    centred = [FaceBox(centre[0], centre[1], f * min(h, w), 0.0) for f in SEARCH_SIZES]
-    # A face score saturates on any crop with a face in it, so candidates are told apart by
-    # self-consistency: a crop that fits the face parses to the same box.
-    for boxes in (rolled_boxes[:8], centred):
-        parsed = [(b, _parse_at(parser, image, b, cfg)) for b in boxes]
-        scored = [(disagreement(b, r[1]), r[1]) for b, r in parsed if r is not None]
-        if scored:
-            return [min(scored, key=lambda t: t[0])[1]]
-    return []
-
-
 def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> list[FaceAnalysis]:
-    """Analyse every face in a still image (no temporal state).
+    """Analyse every face in a still image (no temporal state); an image without a face gives [].
 
-    Each detection is refined ``refine`` times by re-cropping from the class
-    map's own face box, the same geometry the tracker uses. With
-    ``cfg.still_search``, an image where the detector finds nobody is searched
-    on rolled copies and by the model itself (:func:`search_faces`). With
+    Faces come only from the detector's still-image search (``detector.search``:
+    every face it scores as one, rolled heads included); nothing is guessed where
+    it found none. Each detection is refined ``refine`` times by re-cropping from
+    the class map's own face box, the same geometry the tracker uses, and a face
+    whose crop the model does not parse as a face is dropped. With
     ``cfg.still_tta`` every parse also averages the crop's mirror image, and the
     mouth pass is averaged over a few crop sizes (:data:`STILL_MOUTH_ZOOMS`).
     """
-    boxes = detector.detect(image)
-    if not boxes and cfg.still_search:
-        boxes = search_faces(parser, detector, image, cfg)
+    search = getattr(detector, "search", detector.detect)
+    boxes = [d.box for d in search(image)]
     if cfg.still_tta:
         parser = FlipAveraged(parser)
     faces: list[tuple[float, FaceAnalysis]] = []
     for box in boxes:
         # Keep the parse whose crop agreed best with its own face box: on a face unlike the
         # training data the refinement can drift (skin bleeding into a grey background grows
-        # the box every pass), and a false detection never settles.
+        # the box every pass).
         best: tuple[float, FaceAnalysis, FaceBox] | None = None
         for _ in range(refine + 1):
             step = _parse_at(parser, image, box, cfg)
@@ -550,18 +507,10 @@ def analyze_still(parser, detector, cfg, image: np.ndarray, refine: int = 2) -> 
 
 
 def _one_per_place(scored: list[tuple[float, FaceAnalysis]]) -> list[FaceAnalysis]:
-    """The faces worth keeping, best settled first.
-
-    A face whose box never settled (see :data:`MAX_DISAGREEMENT`) is dropped when
-    another one did: it is a false detection beside a real face. When none
-    settled, the best is kept, since on a face far from the training data an
-    unsteady parse is better than none. A face whose centre lies inside a kept
-    face's box is the same person detected twice.
-    """
-    ranked = sorted(scored, key=lambda t: t[0])
-    settled = [t for t in ranked if t[0] <= MAX_DISAGREEMENT]
+    """One face per place, best settled first: a face whose centre lies inside a kept face's box is the same
+    person found twice (two detections whose refinements converged)."""
     kept: list[FaceAnalysis] = []
-    for _, fa in settled or ranked[:1]:
+    for _, fa in sorted(scored, key=lambda t: t[0]):
         b = fa.box
         if all(math.hypot(b.cx - k.box.cx, b.cy - k.box.cy) > 0.5 * max(k.box.size, b.size) for k in kept):
             kept.append(fa)

@@ -122,6 +122,28 @@ def _open_parser(cfg):
         _fail(str(e), code=2)
 
 
+def _make_detector(cfg):
+    from edge.detectors import make_detector
+    from edge.runtime import RuntimeUnavailable
+
+    try:
+        return make_detector(cfg.detector)
+    except RuntimeUnavailable as e:
+        _fail(str(e), code=2)
+    except RuntimeError as e:  # a shipped model missing or altered (DetectorModelError), a missing cascade
+        _fail(f"face detector refused: {e}", code=2)
+
+
+def _detector_line(info: dict) -> str:
+    """One line naming the detector and, for a shipped model, its licence and provenance."""
+    if "sha256" not in info:
+        return str(info.get("kind"))
+    return (
+        f"{info['kind']} {info['model']} ({Path(info['file']).name}, {info['package']} {info['version']}, "
+        f"{info['license']}, sha256 {str(info['sha256'])[:12]}…)"
+    )
+
+
 def _open_catalog(cfg):
     from edge.catalog import CatalogError, load_catalog
 
@@ -190,9 +212,8 @@ def analyze(
     frame = _read_image(image)
     parser = _open_parser(cfg)
     from edge.analysis import analyze_still, labels_to_image
-    from edge.detectors import make_detector
 
-    faces = analyze_still(parser, make_detector(cfg.detector), cfg.analysis, frame)
+    faces = analyze_still(parser, _make_detector(cfg), cfg.analysis, frame)
     h, w = frame.shape[:2]
     if out is not None:
         labels = labels_to_image(faces, h, w)
@@ -226,12 +247,13 @@ def analyze(
                     for r in catalog.recommend(tone)
                 ]
             report.append(item)
-        typer.echo(
-            json.dumps(
-                {"image": str(image), "width": w, "height": h, "faces": report, "classes": parser.metadata.classes},
-                indent=2,
-            )
-        )
+        doc: dict[str, Any] = {"image": str(image), "width": w, "height": h, "faces": report}
+        if not faces:
+            doc["message"] = "no face found"
+        doc["classes"] = parser.metadata.classes
+        typer.echo(json.dumps(doc, indent=2))
+    elif not faces:
+        typer.echo(f"no face found in {image}" + (f"; wrote an unlabelled map to {out}" if out is not None else ""))
     elif out is None:
         typer.echo(f"{len(faces)} face(s) found in {image}")
 
@@ -252,7 +274,6 @@ def render(
     parser = _open_parser(cfg)
     catalog = _open_catalog(cfg)
     from edge.analysis import analyze_still
-    from edge.detectors import make_detector
     from edge.makeup import Renderer, builtin_looks
 
     try:
@@ -263,7 +284,7 @@ def render(
             names = sorted(set(looks) | set(catalog.look_names()))
             _fail(f"unknown look {look!r}; choose from: {', '.join(names)}", code=2)
         chosen = looks[look]
-    faces = analyze_still(parser, make_detector(cfg.detector), cfg.analysis, frame)
+    faces = analyze_still(parser, _make_detector(cfg), cfg.analysis, frame)
     renderer = Renderer(feather_px=cfg.render.feather_px)
     result = frame
     for fa in faces:
@@ -271,7 +292,10 @@ def render(
     out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), cv2.cvtColor(result, cv2.COLOR_RGB2BGR)):
         _fail(f"{out}: cannot write the image", code=1)
-    typer.echo(f"{len(faces)} face(s), look {look!r} -> {out}")
+    if not faces:
+        typer.echo(f"no face found in {image}; wrote it unchanged to {out}")
+    else:
+        typer.echo(f"{len(faces)} face(s), look {look!r} -> {out}")
 
 
 # ---------------------------------------------------------------------- bench & doctor
@@ -298,7 +322,10 @@ def bench(
         typer.echo(json.dumps(result, indent=2))
     else:
         typer.echo(f"{result['frames']} frames, {result['fps']:.1f} FPS end to end, RSS {result['rss_mb']:.0f} MB")
-        typer.echo(f"runtime {result['runtime']} ({result['threads']} threads), model {result['model']}")
+        typer.echo(
+            f"runtime {result['runtime']} ({result['threads']} threads), model {result['model']}, "
+            f"detector {result['detector']} (detect_forced: one full-frame pass)"
+        )
         typer.echo(f"{'stage':<16}{'p50 ms':>10}{'p95 ms':>10}{'n':>8}")
         for name, s in result["stages"].items():
             typer.echo(f"{name:<16}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}{s['count']:>8}")
@@ -339,6 +366,17 @@ def doctor(config: ConfigOpt = None) -> None:
     except BundleError as e:
         ok = False
         typer.echo(f"model        REFUSED: {e}")
+    from edge.detectors import describe_detector, make_detector
+
+    try:
+        info = describe_detector(cfg.detector)
+        make_detector(cfg.detector)  # loads the model: checks its hash and that the interpreter runs it
+        typer.echo(f"detector     {_detector_line(info)} OK")
+        if "license_file" in info:
+            typer.echo(f"             licence {info['license_file']}, from {info['path_in_wheel']} in the wheel")
+    except (RuntimeError, OSError) as e:
+        ok = False
+        typer.echo(f"detector     REFUSED: {e}")
     from edge.pipeline import read_pi_health
 
     pi = read_pi_health()
@@ -377,15 +415,27 @@ def config_show(
 
 
 @model_app.command("info")
-def model_info(bundle: Annotated[Path, typer.Argument(help="Model bundle (.tflite with its .json).")]) -> None:
-    """Print a bundle's metadata after validating it."""
+def model_info(
+    bundle: Annotated[
+        Path | None, typer.Argument(help="Model bundle (.tflite with its .json); default: the configured one.")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Print a bundle's metadata after validating it, and the face detector's licence and provenance."""
     from edge.contract import BundleError, load_bundle
+    from edge.detectors import describe_detector
 
+    cfg = _load_config(config)
     try:
-        b = load_bundle(bundle)
+        b = load_bundle(bundle if bundle is not None else cfg.model.path)
     except BundleError as e:
         _fail(str(e), code=2)
-    typer.echo(b.metadata.model_dump_json(indent=2))
+    doc = b.metadata.model_dump(mode="json")
+    try:
+        doc["detector"] = describe_detector(cfg.detector)
+    except RuntimeError as e:
+        doc["detector"] = {"kind": cfg.detector.kind, "error": str(e)}
+    typer.echo(json.dumps(doc, indent=2))
 
 
 # ---------------------------------------------------------------------- workstation jobs

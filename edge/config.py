@@ -107,8 +107,62 @@ class ModelConfig(_Strict):
     watch: bool = Field(True, description="Reload the bundle when its file is replaced (hot-swap).")
 
 
+class BlazeFaceDetector(_Strict):
+    """MediaPipe's BlazeFace (Apache-2.0), shipped in the package and run through LiteRT: the default."""
+
+    kind: Literal["blazeface"] = Field("blazeface", description="Detector type tag.")
+    model: Literal["full_range"] = Field(
+        "full_range", description="The shipped BlazeFace model: full range, 192x192 input (faces up to ~5 m away)."
+    )
+    score_threshold: float = Field(
+        0.6, gt=0, lt=1, description="Least score (the model's face probability) for a face to count."
+    )
+    candidate_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Least first-pass score for a hit to be looked at again (see confirm_below)."
+    )
+    confirm_below: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="A hit scoring less than this is kept only if a second look, on a square confirm_scale times "
+        "its size centred on it, scores at least score_threshold.",
+    )
+    confirm_scale: float = Field(3.0, ge=1.5, le=8.0, description="Side of the second look's square / face box side.")
+    nms_iou: float = Field(0.3, gt=0, le=1, description="Overlap (IoU) above which two hits are one face.")
+    min_face_px: int = Field(
+        60, ge=8, le=2000, description="Smallest face (face box side, pixels) a still-image search must find."
+    )
+    min_input_face: float = Field(
+        36.0,
+        ge=4,
+        le=128,
+        description="Smallest face, in model input pixels, found reliably; a still is also searched in tiles so "
+        "that a min_face_px face is at least this big.",
+    )
+    min_size_frac: float = Field(
+        0.75, ge=0, le=1, description="Faces smaller than this fraction of min_face_px are dropped."
+    )
+    max_faces: int = Field(20, ge=1, le=100, description="Most faces reported per image.")
+    box_scale: float = Field(
+        1.4,
+        gt=0.3,
+        le=4.0,
+        description="Face box side / (eye distance + eyes-to-mouth distance); fitted on CelebAMask-HQ labels.",
+    )
+    box_shift: float = Field(
+        0.09,
+        ge=-1.0,
+        le=1.0,
+        description="Face box centre below the eyes' midpoint, in face box sides; fitted on CelebAMask-HQ labels.",
+    )
+    runtime: Literal["auto", "litert", "tflite_runtime", "tensorflow"] = Field(
+        "auto", description="Interpreter: auto tries LiteRT, then tflite_runtime, then tensorflow.lite."
+    )
+    threads: int = Field(2, ge=1, le=16, description="Interpreter threads for the detector.")
+
+
 class HaarDetector(_Strict):
-    """OpenCV's Haar cascade (ships with opencv-python-headless 4.x)."""
+    """OpenCV's Haar cascade (ships with opencv-python-headless 4.x): an explicit fallback, no scores or roll."""
 
     kind: Literal["haar"] = Field("haar", description="Detector type tag.")
     scale_factor: float = Field(1.15, gt=1.0, le=2.0, description="Cascade pyramid step.")
@@ -128,7 +182,7 @@ class FakeDetector(_Strict):
     )
 
 
-DetectorConfig = Annotated[Union[HaarDetector, FakeDetector], Field(discriminator="kind")]
+DetectorConfig = Annotated[Union[BlazeFaceDetector, HaarDetector, FakeDetector], Field(discriminator="kind")]
 
 
 class AnalysisConfig(_Strict):
@@ -151,11 +205,6 @@ class AnalysisConfig(_Strict):
         True,
         description="Still images (vanity analyze/render): average each parse with its mirror image and the mouth "
         "pass over five crop sizes (16 inferences per face instead of 4).",
-    )
-    still_search: bool = Field(
-        True,
-        description="Still images: when the detector finds no face (a close-up, a tilted head), run it again on "
-        "rolled copies, then let the model try centred boxes of a few sizes (up to 12 more inferences).",
     )
     tone_ema: float = Field(0.1, gt=0, le=1, description="Weight of the newest skin-tone measurement.")
 
@@ -208,7 +257,7 @@ class VanityConfig(_Strict):
 
     source: SourceConfig = Field(default_factory=DemoSource, description="Where frames come from.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="Model bundle and runtime.")
-    detector: DetectorConfig = Field(default_factory=HaarDetector, description="Face detector for acquisition.")
+    detector: DetectorConfig = Field(default_factory=BlazeFaceDetector, description="Face detector for acquisition.")
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Tracking and measurement.")
     render: RenderConfig = Field(default_factory=RenderConfig, description="Mirror image.")
     server: ServerConfig = Field(default_factory=ServerConfig, description="Kiosk page and API.")

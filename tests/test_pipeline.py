@@ -175,37 +175,3 @@ def test_detector_rests_when_nobody_is_there():
     for _ in range(9):
         assert an.analyze(frame) is None
     assert det.calls == 3
-
-
-def test_tracker_acquires_a_tilted_head_on_a_rolled_attempt():
-    """Guards against a customer who tilts their head never being picked up by the upright cascade."""
-    from edge.analysis import detect_rolled
-
-    class UprightOnly:
-        """Finds the face only in a frame rolled by +20 degrees (as the cascade would a tilted head)."""
-
-        def __init__(self, target):
-            self.target, self.rolls = target, []
-
-        def detect(self, frame):
-            diff = [float(np.abs(frame.astype(int) - r.astype(int)).mean()) for r in self.target.values()]
-            roll = list(self.target)[int(np.argmin(diff))]
-            self.rolls.append(roll)
-            return [FaceBox(320.0, 240.0, 180.0, 0.0)] if roll == 20.0 else []
-
-    frame = synthetic_frame(face=True)
-    h, w = frame.shape[:2]
-    rolled = {
-        a: cv2.warpAffine(
-            frame, cv2.getRotationMatrix2D((w / 2, h / 2), a, 1.0), (w, h), borderMode=cv2.BORDER_REPLICATE
-        )
-        for a in (0.0, 20.0, -20.0)
-    }
-    cfg = load_config(None, {"detector": {"kind": "fake", "box": None}, "analysis": {"idle_detect_every": 1}})
-    det = UprightOnly(rolled)
-    an = Analyzer(FakeParser(), det, cfg.analysis)
-    results = [an.analyze(frame) for _ in range(2)]
-    assert det.rolls == [0.0, 20.0]  # upright first, then the rolled copy
-    assert results[0] is None and results[1] is not None
-    assert results[1].box.angle_deg == 20.0
-    assert detect_rolled(det, frame, 20.0)[0].angle_deg == 20.0

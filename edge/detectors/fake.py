@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.contract import FaceBox
+from edge.detectors import Detection
 
 
 class FakeDetector:
@@ -14,12 +15,16 @@ class FakeDetector:
         self.cfg = cfg
         self.calls = 0
 
-    def detect(self, frame: np.ndarray) -> list[FaceBox]:
+    def detect(self, frame: np.ndarray) -> list[Detection]:
         """The configured box."""
         self.calls += 1
         if self.cfg.box is None:
             return []
-        return [FaceBox.from_xywh(*self.cfg.box)]
+        return [Detection(FaceBox.from_xywh(*self.cfg.box))]
+
+    def search(self, image: np.ndarray) -> list[Detection]:
+        """A still image: the same as :meth:`detect`."""
+        return self.detect(image)
 
 
 def create(cfg) -> FakeDetector:

@@ -1,10 +1,15 @@
-"""OpenCV's frontal-face Haar cascade (ships in opencv-python-headless 4.x)."""
+"""OpenCV's frontal-face Haar cascade (ships in opencv-python-headless 4.x): an explicit fallback choice.
+
+It has no score and no keypoints (every face is upright, score 1.0), misses heads
+rolled past ~15 degrees and fires on clothing; BlazeFace is the default.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from edge.contract import FaceBox
+from edge.detectors import Detection
 
 
 class HaarDetector:
@@ -19,8 +24,8 @@ class HaarDetector:
             raise RuntimeError(f"Haar cascade not found at {path}")
         self.cfg = cfg
 
-    def detect(self, frame: np.ndarray) -> list[FaceBox]:
-        """All faces, as face boxes in frame pixels."""
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        """All faces, as upright face boxes in frame pixels (score 1.0, no keypoints)."""
         import cv2
 
         h, w = frame.shape[:2]
@@ -38,8 +43,12 @@ class HaarDetector:
             side = bw / k
             cx = (x + bw / 2) / k
             cy = (y + bh / 2) / k + self.cfg.box_shift * side
-            boxes.append(FaceBox(float(cx), float(cy), float(side * self.cfg.box_scale), 0.0))
+            boxes.append(Detection(FaceBox(float(cx), float(cy), float(side * self.cfg.box_scale), 0.0)))
         return boxes
+
+    def search(self, image: np.ndarray) -> list[Detection]:
+        """A still image: the same as :meth:`detect`."""
+        return self.detect(image)
 
 
 def create(cfg) -> HaarDetector:
