@@ -81,9 +81,10 @@ def run(frames: int = 300, threads: int = 2) -> dict:
     src = Demo(DemoSource(fps=240))
     src.open()
     frame = src.read()
-    box = primary_face(det.detect(frame), frame.shape[1], frame.shape[0])
-    if box is None:
+    face = primary_face(det.detect(frame), frame.shape[1], frame.shape[0])
+    if face is None:
         raise RuntimeError("no face in the demo frame")
+    box = face.box
     crop = crop_face(frame, box, parser.metadata.crop, parser.metadata.input.size)
     for _ in range(20):
         parser(crop)

@@ -57,11 +57,15 @@ def build_mirror(cfg, notifier=None):
     except CatalogError as e:
         raise DaemonError(f"catalogue refused: {e}") from e
     try:
+        detector = make_detector(cfg.detector)
+    except RuntimeError as e:  # the shipped detector model missing or altered, no interpreter, no cascade
+        raise DaemonError(f"face detector refused: {e}") from e
+    try:
         # The first session resolves render.look, so an unknown look fails here.
         return Mirror(
             cfg,
             parser,
-            make_detector(cfg.detector),
+            detector,
             Renderer(feather_px=cfg.render.feather_px),
             catalog,
             make_source(cfg.source),
