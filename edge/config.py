@@ -124,10 +124,12 @@ class BlazeFaceDetector(_Strict):
         0.8,
         gt=0,
         le=1,
-        description="A hit scoring less than this is kept only if a second look, on a square confirm_scale times "
+        description="A hit scoring less than this is kept only if a second look, on squares confirm_scales times "
         "its size centred on it, scores at least score_threshold.",
     )
-    confirm_scale: float = Field(3.0, ge=1.5, le=8.0, description="Side of the second look's square / face box side.")
+    confirm_scales: tuple[Annotated[float, Field(ge=1.5, le=8.0)], ...] = Field(
+        (2.5, 3.0, 4.0), min_length=1, max_length=4, description="Sides of the second look's squares / face box side."
+    )
     nms_iou: float = Field(0.3, gt=0, le=1, description="Overlap (IoU) above which two hits are one face.")
     min_face_px: int = Field(
         60, ge=8, le=2000, description="Smallest face (face box side, pixels) a still-image search must find."
@@ -207,6 +209,13 @@ class AnalysisConfig(_Strict):
         "pass over five crop sizes (16 inferences per face instead of 4).",
     )
     tone_ema: float = Field(0.1, gt=0, le=1, description="Weight of the newest skin-tone measurement.")
+    tone_min_confidence: float = Field(
+        0.45,
+        ge=0,
+        le=1,
+        description="Recommend shades by skin tone only above this confidence; below it the kiosk asks the "
+        "customer to face the light and recommends by the chosen look.",
+    )
 
 
 class RenderConfig(_Strict):
@@ -265,6 +274,9 @@ class VanityConfig(_Strict):
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig, description="Customer-requested photos.")
     health: HealthConfig = Field(default_factory=HealthConfig, description="Health and watchdog.")
     catalog: Path = Field(DEFAULT_CATALOG, description="Product catalogue file (TOML).")
+    state_dir: Path = Field(
+        Path("/var/lib/vanity"), description="The kiosk's own state: the colour calibration (vanity calibrate)."
+    )
 
 
 class ConfigError(ValueError):

@@ -83,6 +83,14 @@ def test_default_detector_is_blazeface_and_haar_is_an_explicit_choice():
     assert load_config(None, {"detector": {"kind": "haar"}}).detector.kind == "haar"
 
 
+def test_haar_still_works_when_chosen(photos):
+    """Guards against breaking the explicit Haar fallback: upright faces, score 1.0, no keypoints."""
+    haar = make_detector(load_config(None, {"detector": {"kind": "haar"}}).detector)
+    found = haar.search(photos["astronaut"])
+    assert any(matches(d, FACES["astronaut"]) for d in found)
+    assert all(d.score == 1.0 and d.keypoints is None and d.box.angle_deg == 0.0 for d in found)
+
+
 @pytest.mark.parametrize("roll", [-45.0, -20.0, 0.0, 20.0, 45.0])
 @pytest.mark.parametrize("name", sorted(FACES))
 def test_rolled_face_found_in_one_pass_with_its_roll(detector, photos, name, roll):

@@ -270,22 +270,28 @@ class BlazeFaceDetector:
         return out[: c.max_faces]
 
     def second_look(self, frame: np.ndarray, box: FaceBox) -> tuple | None:
-        """The model again on a square ``confirm_scale`` times the face, centred on it: (score, box, keypoints).
+        """The model again on squares ``confirm_scales`` times the face, centred on it: the best (score, box,
+        keypoints) found there, or None.
 
-        There the face is a third of the input, the size the model knows best: a
-        real face scores higher than in a crowded or zoomed pass, texture lower.
+        There the face is a quarter to a half of the input, the sizes the model knows
+        best: a real face scores higher than in a crowded or zoomed pass, texture lower.
+        Three sizes, because one look at a real face now and then comes out low.
         """
-        side = self.cfg.confirm_scale * box.size
-        r = self._run(frame, box.cx - side / 2, box.cy - side / 2, side)
-        if r is None:
-            return None
-        scores, boxes, kps = r
-        cx = (boxes[:, 0] + boxes[:, 2]) / 2
-        cy = (boxes[:, 1] + boxes[:, 3]) / 2
-        near = np.hypot(cx - box.cx, cy - box.cy) < 0.3 * box.size
-        if not near.any():
-            return None
-        return weighted_nms(scores[near], boxes[near], kps[near], self.cfg.nms_iou)[0]
+        best = None
+        for scale in self.cfg.confirm_scales:
+            side = scale * box.size
+            r = self._run(frame, box.cx - side / 2, box.cy - side / 2, side)
+            if r is None:
+                continue
+            scores, boxes, kps = r
+            cx = (boxes[:, 0] + boxes[:, 2]) / 2
+            cy = (boxes[:, 1] + boxes[:, 3]) / 2
+            near = np.hypot(cx - box.cx, cy - box.cy) < 0.3 * box.size
+            if near.any():
+                look = weighted_nms(scores[near], boxes[near], kps[near], self.cfg.nms_iou)[0]
+                if best is None or look[0] > best[0]:
+                    best = look
+        return best
 
     def face_box(self, box: np.ndarray, kp: np.ndarray) -> FaceBox:
         """The contract's face box from a BlazeFace box and keypoints.
