@@ -60,6 +60,12 @@ def build_mirror(cfg, notifier=None):
         detector = make_detector(cfg.detector)
     except RuntimeError as e:  # the shipped detector model missing or altered, no interpreter, no cascade
         raise DaemonError(f"face detector refused: {e}") from e
+    from edge.calibration import CalibrationError, load_calibration
+
+    try:
+        calibration = load_calibration(cfg.state_dir)
+    except CalibrationError as e:
+        raise DaemonError(f"colour calibration refused (run vanity calibrate again): {e}") from e
     try:
         # The first session resolves render.look, so an unknown look fails here.
         return Mirror(
@@ -70,6 +76,7 @@ def build_mirror(cfg, notifier=None):
             catalog,
             make_source(cfg.source),
             notifier=notifier,
+            calibration=calibration,
         )
     except KeyError as e:
         raise DaemonError(f"render.look: {e}") from e

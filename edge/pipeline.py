@@ -112,7 +112,9 @@ class Health:
 class Mirror:
     """The daemon's pipeline. Build once; ``start``/``stop`` the threads, or call ``step``."""
 
-    def __init__(self, cfg, parser, detector, renderer, catalog, source, notifier=None, clock=time.monotonic):
+    def __init__(
+        self, cfg, parser, detector, renderer, catalog, source, notifier=None, clock=time.monotonic, calibration=None
+    ):
         """Wire the stages; nothing runs until :meth:`start`."""
         from edge.analysis import Analyzer
 
@@ -120,6 +122,7 @@ class Mirror:
         self.source = source
         self.renderer = renderer
         self.catalog = catalog
+        self.calibration = calibration  # the kiosk's colour card measurement (edge.calibration), if any
         self.analyzer = Analyzer(parser, detector, cfg.analysis)
         self.notifier = notifier
         self.clock = clock
@@ -229,7 +232,7 @@ class Mirror:
             from edge.tone import ToneSmoother, measure_tone
 
             t0 = time.monotonic()
-            tone = measure_tone(frame, face)
+            tone = measure_tone(frame, face, self.calibration)
             if tone is not None:
                 if self._tone_smoother is None:
                     self._tone_smoother = ToneSmoother(alpha=self.cfg.analysis.tone_ema)

@@ -528,20 +528,32 @@ def mirror_state(mirror) -> dict[str, Any]:
     s = mirror.session
     face = mirror.face
     tone = s.tone
+    sure = tone is not None and tone.confidence >= mirror.cfg.analysis.tone_min_confidence
     recs = []
-    if tone is not None and mirror.catalog is not None:
-        for r in mirror.catalog.recommend(tone, limit=4):
-            recs.append(
-                {
-                    "sku": r.product.sku,
-                    "brand": r.product.brand,
-                    "product": r.product.product,
-                    "shade": r.product.shade,
-                    "hex": r.product.hex,
-                    "category": r.product.category,
-                    "reason": r.reason,
-                }
-            )
+    if mirror.catalog is not None and sure:
+        picks = [(r.product, r.reason) for r in mirror.catalog.recommend(tone, limit=4)]
+    elif mirror.catalog is not None and tone is not None:
+        # Too unsure of the tone to advise by it: the products of the chosen look instead.
+        picks = []
+        for lay in getattr(s.look, "layers", []):
+            try:
+                picks.append((mirror.catalog.product(lay.sku), "in your look"))
+            except KeyError:
+                continue
+    else:
+        picks = []
+    for product, reason in picks[:4]:
+        recs.append(
+            {
+                "sku": product.sku,
+                "brand": product.brand,
+                "product": product.product,
+                "shade": product.shade,
+                "hex": product.hex,
+                "category": product.category,
+                "reason": reason,
+            }
+        )
     now = mirror.clock()
     look = s.look
     return {
@@ -552,7 +564,15 @@ def mirror_state(mirror) -> dict[str, Any]:
         "regions": face_regions(mirror, face),
         "tone": None
         if tone is None
-        else {"monk": tone.monk, "undertone": tone.undertone, "label": f"{tone.undertone} undertone, Monk {tone.monk}"},
+        else {
+            "monk": tone.monk,
+            "undertone": tone.undertone,
+            "label": f"{tone.undertone} undertone, Monk {tone.monk}",
+            "confidence": tone.confidence,
+            "uncertainty": tone.uncertainty,
+            "reference": tone.reference,
+            "reliable": sure,
+        },
         "look": s.look_name,
         "layers": [
             {"kind": lay.kind, "sku": lay.sku, "color": lay.color, "intensity": lay.intensity}

@@ -20,13 +20,18 @@ class SkinTone:
         monk: Monk Skin Tone scale step, 1 (lightest) to 10 (deepest).
         undertone: warm, neutral or cool.
         lab: CIELAB (L*, a*, b*) of the light-corrected skin.
-        confidence: 0..1, how much skin was seen and how consistent it was.
+        confidence: 0..1, how much skin was seen, how even its light, and how good the exposure reference.
+        uncertainty: stated uncertainty of ``monk``, in Monk steps (narrowest after kiosk calibration).
+        reference: what the exposure and white balance came from: "calibration" (the kiosk's card),
+            "eyes" (the whites of the eyes with the scene) or "scene" (the scene's brightest surfaces).
     """
 
     monk: int
     undertone: Undertone
     lab: tuple[float, float, float]
     confidence: float = 1.0
+    uncertainty: float = 1.5
+    reference: str = "scene"
 
 
 def output_to_image(crop_matrix: np.ndarray, stride: int) -> np.ndarray:

@@ -47,7 +47,7 @@ class Recipe:
     """How the default bundle is made."""
 
     synth: int = 4000
-    epochs: int = 16
+    epochs: int = 12
     batch_size: int = 32
     lr: float = 4e-3
     width: float = 1.0

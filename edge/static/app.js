@@ -140,7 +140,9 @@
       list.replaceChildren();
       return;
     }
-    reason.textContent = "For your " + state.tone.label;
+    reason.textContent = state.tone.reliable
+      ? "For your " + state.tone.label
+      : "Face the light for shade advice — from your look:";
     const on = activeSkus();
     const key = JSON.stringify(recs.map((r) => r.sku)) + [...on].join();
     if (list.dataset.key === key) return;
