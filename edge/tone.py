@@ -24,6 +24,23 @@ Method (all documented choices, tuned on synthetic faces and the allowed sample 
 6. **Undertone.** From the hue angle h = atan2(b*, a*) of the skin: human skin lies around
    40-75 degrees; below ``COOL_BELOW`` (redder/pinker) is cool, above ``WARM_ABOVE``
    (more yellow/golden) is warm, neutral between.
+7. **Kiosk calibration** (``edge.calibration``, ``vanity calibrate``). When the kiosk has
+   photographed a grey or white card under its own light, steps 2-3 use the card instead:
+   its per-channel gains turn camera values into reflectance, and the skin is measured
+   relative to white paper (a Monk swatch is a skin colour on a white page). This fixes
+   the light's colour *and* the exposure, so the estimate no longer depends on what the
+   scene holds; it assumes the camera's exposure and white balance stay as they were
+   when the card was shown.
+8. **Confidence and uncertainty.** Confidence (0..1) falls with few skin pixels, uneven
+   light on the face (a wide L* spread), clipped skin, and without calibration; the
+   uncertainty is +-0.5 Monk step with calibration and +-1.5 without. The kiosk advises
+   by tone only above ``analysis.tone_min_confidence``.
+
+Where it fails, uncalibrated: the scene normalisation assumes the scene's surfaces average
+to a neutral light grey. A dark room or dark clothes make the skin read lighter, a white
+wall darker, and a camera that exposes for the face gives people of every tone a similar
+L*: on LFW news photos light- and deep-skinned people overlap (see the README's tone
+benchmark). Calibration is what makes the Monk step trustworthy on a kiosk.
 """
 
 from __future__ import annotations
@@ -172,23 +189,8 @@ def estimate_illuminant(frame_rgb: np.ndarray, exclude: np.ndarray | None = None
     return np.maximum(est, 1e-4)
 
 
-SCLERA_WHITE = 0.65
-"""Luminance of the whites of the eyes relative to white paper (they look a little grey-yellow)."""
-
-SCENE_WEIGHT = 0.5
-"""How far the scene's brightest surfaces move the exposure estimate (0: trust the camera's own)."""
-
-SCENE_WHITE_PCT = 99.5
-"""Percentile of the scene's luminance taken as its white (clipped pixels left out)."""
-
-TONE_PCT = (15.0, 90.0)
-"""The band of skin luminance measured: without shadows, pores and stray hair, and without highlights."""
-
-UNCERTAINTY = {"calibration": 0.5, "eyes": 1.0, "scene": 1.5}
+UNCERTAINTY = {"calibration": 0.5, "scene": 1.5}
 """Stated uncertainty (Monk steps) of an estimate by the reference its exposure came from."""
-
-_Y = np.array([0.2126, 0.7152, 0.0722])
-
 
 def _crop_pixels(frame_rgb: np.ndarray, face: FaceAnalysis, mask: np.ndarray) -> np.ndarray:
     """Frame pixels (N, 3) uint8 under a class-map mask, sampled in model-input space."""
@@ -200,28 +202,14 @@ def _crop_pixels(frame_rgb: np.ndarray, face: FaceAnalysis, mask: np.ndarray) ->
     return crop[up]
 
 
-def _sclera(frame_rgb: np.ndarray, face: FaceAnalysis, chroma: np.ndarray) -> np.ndarray | None:
-    """Linear RGB of the whites of the eyes: the bright, pale part of the eye classes, or None."""
-    eyes = (face.probs[:, :, CLASS_ID["left_eye"]] + face.probs[:, :, CLASS_ID["right_eye"]]) >= 0.5
-    px = _crop_pixels(frame_rgb, face, eyes)
-    if px.shape[0] < 12:
-        return None
-    lin = _linear_lut()[px].astype(np.float64) * chroma
-    y = lin @ _Y
-    lo, hi = np.percentile(y, [75, 97])  # above the iris and lashes, below the catchlights
-    sel = lin[(y >= lo) & (y <= hi)]
-    if sel.shape[0] < 4:
-        return None
-    return np.median(sel, axis=0)
-
-
 def measure_tone(frame_rgb: np.ndarray, face: FaceAnalysis, calibration=None) -> SkinTone | None:
-    """Measure the face's skin tone, corrected for the light and the exposure; None when too little skin is seen.
+    """Measure the face's skin tone, corrected for the light; None when too little skin is seen.
 
     Args:
         frame_rgb: (H, W, 3) uint8 RGB frame.
         face: the analysed face.
-        calibration: the kiosk's ``edge.calibration.Calibration``, if it has one.
+        calibration: the kiosk's ``edge.calibration.Calibration``, if it has one: its card
+            fixes the white balance and the exposure exactly, instead of the scene's statistics.
 
     Raises:
         ValueError: if the frame is not (H, W, 3) uint8.
@@ -239,50 +227,33 @@ def measure_tone(frame_rgb: np.ndarray, face: FaceAnalysis, calibration=None) ->
     lin = _linear_lut()[pixels].astype(np.float64)
 
     if calibration is not None:
-        # The card turned camera values into reflectance relative to white paper (0.85).
+        # The card turned camera values into reflectance; a Monk swatch is skin relative to white paper (0.85).
         gains = np.asarray(calibration.gains, np.float64) / 0.85
         reference = "calibration"
     else:
-        # White balance: the light's colour from the rest of the scene (shades of grey), as a
-        # luminance-neutral per-channel gain, so that it corrects the cast but not the exposure.
+        # The light, from the rest of the scene, subsampled to ~160 pixels across (plain decimation:
+        # it is a statistic of many pixels, and decimation commutes exactly with per-channel gains).
         step = max(1, round(max(h, w) / 160))
         small = frame_rgb[::step, ::step]
         sh, sw = small.shape[:2]
         skin_small = cv2.warpAffine(skin, face.output_to_image() / step, (sw, sh), flags=cv2.INTER_LINEAR) > 0.3
-        ill = estimate_illuminant(small, skin_small)
-        chroma = (ill @ _Y) / ill
-        # Exposure, from what the scene and the face carry that is white: the brightest unclipped
-        # surfaces of the scene (pulled halfway, since not every scene has something white), and the
-        # whites of the eyes when the model finds them brighter than the skin.
-        scene = cv2.LUT(small, _linear_lut())[~skin_small].reshape(-1, 3).astype(np.float64) * chroma
-        ys = scene @ _Y
-        unclipped = small[~skin_small].max(axis=-1) < 250
-        white = float(np.percentile(ys[unclipped], SCENE_WHITE_PCT)) if unclipped.sum() > 50 else 1.0
-        exposure = max(white, 0.05) ** SCENE_WEIGHT
+        gains = REFERENCE_GREY / estimate_illuminant(small, skin_small)
         reference = "scene"
-        sclera = _sclera(frame_rgb, face, chroma)
-        skin_y = float(np.median(lin * chroma @ _Y))
-        if sclera is not None and sclera @ _Y > 1.05 * skin_y:
-            exposure = math.sqrt(exposure * (float(sclera @ _Y) / SCLERA_WHITE))
-            reference = "eyes"
-        gains = chroma / exposure
 
-    corrected = lin * gains
-    y = corrected @ _Y
-    lo, hi = np.percentile(y, TONE_PCT)
-    kept = corrected[(y >= lo) & (y <= hi)]
+    lab_all = linear_to_lab(lin * gains)
+    lo, hi = np.percentile(lab_all[:, 0], [_SHADOW_PCT, _SPECULAR_PCT])
+    kept = lab_all[(lab_all[:, 0] >= lo) & (lab_all[:, 0] <= hi)]
     if kept.shape[0] < MIN_SKIN_PIXELS // 2:
         return None
-    lab = linear_to_lab(np.median(kept, axis=0))
-    lab_kept = linear_to_lab(kept)
+    lab = np.median(kept, axis=0)
     # Confidence: enough skin, an even light on it, nothing clipped, and a good exposure reference.
-    spread = float(np.subtract(*np.percentile(lab_kept[:, 0], [75, 25])))
+    spread = float(np.subtract(*np.percentile(kept[:, 0], [75, 25])))
     clipped = float((pixels.max(axis=1) >= 250).mean())
     confidence = (
-        min(1.0, kept.shape[0] / 300.0)
-        * float(np.clip(1.0 - spread / 25.0, 0.0, 1.0))
+        min(1.0, kept.shape[0] / 400.0)
+        * float(np.clip(1.0 - spread / 30.0, 0.0, 1.0))
         * (1.0 - min(1.0, 4.0 * clipped))
-        * {"calibration": 1.0, "eyes": 0.9, "scene": 0.7}[reference]
+        * {"calibration": 1.0, "scene": 0.8}[reference]
     )
     lab_t = (float(lab[0]), float(lab[1]), float(lab[2]))
     return SkinTone(
