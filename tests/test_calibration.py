@@ -104,3 +104,22 @@ def test_vanity_calibrate_end_to_end(tmp_path):
         [*run, "calibrate", "--image", str(flat), "--config", str(cfg)], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "plain surface" in bad.stderr
+
+
+def test_kiosk_advises_by_tone_only_when_confident(fake_mirror):
+    """Guards against the kiosk recommending foundation shades from a guess: an unsure tone gives the
+    look's products and asks the customer to face the light, a sure one gives shades for the tone."""
+    from edge.server import mirror_state
+    from edge.types import SkinTone
+
+    fake_mirror.session.look = fake_mirror.catalog.look("office")
+    fake_mirror.session.tone = SkinTone(monk=6, undertone="warm", lab=(55.0, 8.0, 27.0), confidence=0.2)
+    unsure = mirror_state(fake_mirror)
+    assert unsure["tone"]["reliable"] is False and unsure["recommendations"]
+    assert all(r["reason"] == "in your look" for r in unsure["recommendations"])
+    look_skus = {lay.sku for lay in fake_mirror.session.look.layers}
+    assert {r["sku"] for r in unsure["recommendations"]} <= look_skus
+    fake_mirror.session.tone = SkinTone(monk=6, undertone="warm", lab=(55.0, 8.0, 27.0), confidence=0.9)
+    sure = mirror_state(fake_mirror)
+    assert sure["tone"]["reliable"] is True and sure["recommendations"]
+    assert all(r["reason"] != "in your look" for r in sure["recommendations"])
