@@ -276,3 +276,15 @@ def test_vanity_eval_scores_the_bundle_on_a_labelled_folder(tmp_path, default_mo
         timeout=120,
     )
     assert bad.returncode == 2 and "celebamask" in bad.stderr
+
+
+def test_make_model_without_the_data_says_what_is_missing(tmp_path, capsys):
+    """Guards against `make model` starting an hour of work, or a traceback, when the faces are not there."""
+    from training.default_model import main
+
+    (tmp_path / "lfw").mkdir()
+    code = main(["--data-root", str(tmp_path), "--out", str(tmp_path / "b.tflite"), "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "celebamask-hq-sample" in err and "celeba-hair" in err and "lfw," not in err
+    assert not (tmp_path / "r").exists()

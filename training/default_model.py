@@ -85,11 +85,11 @@ def build(out: Path, run_dir: Path, recipe: Recipe, data_root: Path = DEFAULT_DA
         MissingData: the real faces are not under ``data_root``.
         convert.quantize.GateFailed: the int8 bundle lost accuracy (no bundle written).
     """
+    data = recipe.data_spec(data_root.resolve())  # before TensorFlow loads: a missing folder fails at once
     from convert.quantize import convert_run
     from training.model import ModelSpec
     from training.train import TrainOptions, train
 
-    data = recipe.data_spec(data_root.resolve())
     t0 = time.monotonic()
     opts = TrainOptions(
         data=data,
