@@ -385,9 +385,15 @@ def _empty_scene(kind: str) -> np.ndarray:
     if kind == "fake":
         src = make_source(load_config(None, {"source": {"kind": "fake", "face": False, "fps": 1000}}).source)
     else:
-        ticks = iter([0.0, 8.0])  # opened at 0 s, read at 8 s: inside the absent part of a 10 s cycle
+        # Created and opened at 0 s, read at 8 s: inside the absent part of a 10 s cycle.
+        calls = [0]
+
+        def clock() -> float:
+            calls[0] += 1
+            return 0.0 if calls[0] <= 2 else 8.0
+
         cfg = load_config(None, {"source": {"kind": "demo", "fps": 240, "absent_every_s": 10.0}}).source
-        src = DemoSource(cfg, clock=lambda: next(ticks, 8.0))
+        src = DemoSource(cfg, clock=clock)
     src.open()
     try:
         return src.read()
@@ -411,7 +417,7 @@ def eval_empty(cfg, frames: int) -> dict:
         faces = detections = 0
         for _ in range(frames // 2):
             # Camera noise, exposure drift and a shake, so no two frames are alike.
-            frame = scene.astype(np.float32) * rng.uniform(0.8, 1.2) + rng.normal(0, 4, scene.shape)
+            frame = scene.astype(np.float32) * rng.uniform(0.8, 1.2) + 4 * rng.standard_normal(scene.shape, np.float32)
             frame = np.roll(frame.clip(0, 255).astype(np.uint8), tuple(rng.integers(-8, 9, 2)), (0, 1))
             detections += len(det.detect(frame))
             faces += an.analyze(frame) is not None
