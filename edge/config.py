@@ -128,7 +128,7 @@ class BlazeFaceDetector(_Strict):
         "its size centred on it, scores at least score_threshold.",
     )
     confirm_scales: tuple[Annotated[float, Field(ge=1.5, le=8.0)], ...] = Field(
-        (2.5, 3.0, 4.0), min_length=1, max_length=4, description="Sides of the second look's squares / face box side."
+        (2.75, 3.25, 4.4), min_length=1, max_length=4, description="Sides of the second look's squares / face box side."
     )
     nms_iou: float = Field(0.3, gt=0, le=1, description="Overlap (IoU) above which two hits are one face.")
     min_face_px: int = Field(
