@@ -210,7 +210,12 @@ class BlazeFaceDetector:
         tw, th = min(n - ox, max(1, round((ix1 - ix0) * k))), min(n - oy, max(1, round((iy1 - iy0) * k)))
         buf = self._buf
         buf[:] = 0
-        buf[oy : oy + th, ox : ox + tw] = cv2.resize(image[iy0:iy1, ix0:ix1], (tw, th), interpolation=cv2.INTER_AREA)
+        region = image[iy0:iy1, ix0:ix1]
+        # Halve with area averaging while the region is twice the target or more (OpenCV's fast integer path),
+        # then bilinear: as smooth as one INTER_AREA resize to a fractional scale, at a tenth of its cost.
+        while region.shape[1] >= 2 * tw and region.shape[0] >= 2 * th:
+            region = cv2.resize(region, (region.shape[1] // 2, region.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        buf[oy : oy + th, ox : ox + tw] = cv2.resize(region, (tw, th), interpolation=cv2.INTER_LINEAR)
         # The placed pixels' true scale, so boxes map back exactly.
         sx, sy = tw / (ix1 - ix0), th / (iy1 - iy0)
         x = buf.astype(np.float32) * (1.0 / 127.5) - 1.0
