@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.sources.base import SourceEnded
 from edge.stats import RateMeter, StageStats
 from edge.types import FaceAnalysis, SkinTone
 
@@ -294,6 +295,9 @@ class Mirror:
                     self._set_camera("ok", "")
                     delay = cfg.reconnect_min_s
                 frame = self.source.read()
+            except SourceEnded as e:  # played to its end: stays ended (no replay through the reconnect path)
+                self._set_camera("ended", str(e))
+                break
             except Exception as e:  # a camera error must never kill the daemon
                 if opened:
                     self.camera_gaps += 1
