@@ -361,8 +361,8 @@ def check_servable(meta: BundleMetadata, where: Path | str = "metadata") -> None
     """Refuse metadata whose classes or geometry this device cannot serve.
 
     The makeup layers, the flip and the face box read classes by this contract's ids, so a
-    bundle must name exactly :data:`CLASSES` in order; its input must be square RGB of a side
-    the crop code handles, and its class map must cover the input at a whole stride.
+    bundle must name exactly :data:`CLASSES` in order, and its input must be a side the crop
+    code handles. (The runtime checks the network's real shapes against this metadata.)
 
     Raises:
         BundleError: saying which field is wrong.
@@ -378,8 +378,3 @@ def check_servable(meta: BundleMetadata, where: Path | str = "metadata") -> None
     size = meta.input.size
     if not 32 <= size <= 512:
         raise BundleError(f"{where}: input size {size} is outside 32..512")
-    shape = list(meta.outputs[OUTPUT_PARTS].shape)
-    if len(shape) != 4 or shape[-1] != len(CLASSES) or shape[1] != shape[2] or shape[1] < 1 or size % shape[1]:
-        raise BundleError(
-            f"{where}: parts output shape {shape} is not (1, S, S, {len(CLASSES)}) with S dividing the input {size}"
-        )
