@@ -212,11 +212,33 @@ def graceful_server(config):
     return Server(config)
 
 
+def server_config(app, cfg, guard):
+    """uvicorn's configuration for the kiosk: the guarded h11 protocol, the kiosk's timeouts and limits."""
+    import uvicorn
+
+    from edge.netguard import kiosk_protocol
+
+    return uvicorn.Config(
+        app,
+        host=cfg.server.host,
+        port=cfg.server.port,
+        http=kiosk_protocol(guard),
+        ws="none",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=1,
+        timeout_keep_alive=cfg.server.keep_alive_s,
+        h11_max_incomplete_event_size=16 * 1024,
+        backlog=BACKLOG,
+        lifespan="on",
+    )
+
+
 def serve(cfg) -> None:
     """Run until SIGTERM or SIGINT; both take the same graceful path (< 2 s) and return normally."""
     import uvicorn
 
-    from edge.netguard import ConnectionGuard, install_log_limits, kiosk_protocol
+    from edge.netguard import ConnectionGuard, install_log_limits
     from edge.sdnotify import Notifier
     from edge.server import create_app
     from edge.snapshots import SnapshotStore
@@ -243,20 +265,7 @@ def serve(cfg) -> None:
 
     app = create_app(mirror, cfg, token=token, snapshots=snapshots, lifespan=lifespan, guard=guard)
     server: uvicorn.Server | None = None
-    config = uvicorn.Config(
-        end_streams_on_shutdown(app, lambda: server is not None and server.should_exit),
-        host=cfg.server.host,
-        port=cfg.server.port,
-        http=kiosk_protocol(guard),
-        ws="none",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=1,
-        timeout_keep_alive=cfg.server.keep_alive_s,
-        h11_max_incomplete_event_size=16 * 1024,
-        backlog=BACKLOG,
-        lifespan="on",
-    )
+    config = server_config(end_streams_on_shutdown(app, lambda: server is not None and server.should_exit), cfg, guard)
     install_log_limits()
     server = graceful_server(config)
     # Bind before the lifespan runs, so READY=1 means "the page answers" and port 0 is resolved.
