@@ -60,7 +60,8 @@ def check_deployment(cfg, need_token: bool = True) -> str | None:
     """Everything ``vanity run`` refuses, checked without starting anything; ``config check`` runs it too.
 
     Checks the token (off loopback), the model bundle (metadata, hash, classes and geometry),
-    the catalogue, the starting look, and that the connection cap fits the open-file limit.
+    the catalogue, the starting look, the LAN host names, and that the connection cap fits the
+    open-file limit.
     With ``need_token`` False a missing token off loopback is not an error (the credential
     is only visible to the service). Returns the token.
 
@@ -93,6 +94,11 @@ def check_deployment(cfg, need_token: bool = True) -> str | None:
     looks = set(builtin_looks()) | (set(catalog.look_names()) if catalog is not None else set())
     if cfg.render.look not in looks:
         errors.append(f"render.look: unknown look {cfg.render.look!r}; choose from: {', '.join(sorted(looks))}")
+    if cfg.server.host in ("0.0.0.0", "::") and not cfg.server.allowed_hosts:
+        errors.append(
+            f"server.allowed_hosts: with host = {cfg.server.host!r}, list the names LAN clients use "
+            "(e.g. ['kiosk.local', '192.168.1.20']); other Host headers are refused"
+        )
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and cfg.server.max_connections + FD_RESERVE > soft:
         errors.append(
@@ -224,6 +230,7 @@ def server_config(app, cfg, guard):
         port=cfg.server.port,
         http=kiosk_protocol(guard),
         ws="none",
+        proxy_headers=False,  # no proxy in front of a kiosk: X-Forwarded-* must not change the scheme or client
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=1,

@@ -369,6 +369,17 @@ def test_lan_names_are_served_only_when_configured(fake_mirror, fake_cfg):
         assert c.get("/frame.jpg", headers={"Host": "other.local"}).status_code == 421
 
 
+def test_lan_mode_must_name_its_hosts():
+    """Guards against a LAN kiosk that starts but answers no name (every tablet request a 421)."""
+    from edge.daemon import DaemonError, check_deployment
+
+    lan = {"host": "0.0.0.0", "token": "s3cret-token-0123456789"}
+    with pytest.raises(DaemonError) as e:
+        check_deployment(load_config(None, {"server": lan}))
+    assert any(x.startswith("server.allowed_hosts") for x in e.value.errors), e.value.errors
+    assert check_deployment(load_config(None, {"server": {**lan, "allowed_hosts": ["kiosk.local"]}}))
+
+
 # ---------------------------------------------------------------------- 4. tracebacks instead of messages
 
 
