@@ -150,18 +150,36 @@ def healthz_time(port: int, timeout: float = 1.0) -> float | None:
     return took if ok and took <= timeout else None
 
 
-def latency(url: str, port: int, n: int) -> dict[str, float]:
-    """p50 of GET /api/state on fresh connections and on one keep-alive connection."""
+def _read_response(s: socket.socket) -> int:
+    """Read one HTTP/1.1 response with a Content-Length from ``s``; its status."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed mid-response")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    fields = dict(ln.partition(b":")[::2] for ln in head.split(b"\r\n")[1:])
+    length = int({k.lower(): v for k, v in fields.items()}[b"content-length"])
+    while len(body) < length:
+        body += s.recv(65536)
+    return int(head.split(b" ", 2)[1])
+
+
+def latency(port: int, n: int) -> dict[str, float]:
+    """p50 of GET /api/state on fresh connections and on one keep-alive connection (plain sockets both)."""
     fresh, kept = [], []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        raw_get(port, "/api/state", 5)
-        fresh.append(time.perf_counter() - t0)
-    with httpx.Client(timeout=5) as c:
-        c.get(url + "/api/state")
-        for _ in range(n):
+    request = f"GET /api/state HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
+    with socket.create_connection((HOST, port), timeout=5) as s:
+        s.sendall(request)
+        _read_response(s)
+        for _ in range(n):  # alternated, so that both see the same load on the machine
             t0 = time.perf_counter()
-            c.get(url + "/api/state")
+            raw_get(port, "/api/state", 5)
+            fresh.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            s.sendall(request)
+            _read_response(s)
             kept.append(time.perf_counter() - t0)
     return {"fresh_p50_ms": p50_ms(fresh), "keep_alive_p50_ms": p50_ms(kept)}
 
@@ -321,7 +339,7 @@ def main() -> int:
         time.sleep(1.0)
         pid = d.proc.pid
         result.update(rss_mb_before=round(rss_mb(pid), 1), fds_before=open_fds(pid))
-        result.update(latency(d.url, d.port, 30))
+        result.update(latency(d.port, 30))
         result.update(load(d.url, d.port, args.streams, args.pollers, args.seconds))
         log_before_flood = d.log.stat().st_size
         result.update(flood(d.port, args.flood, args.probes, args.hold_s))
