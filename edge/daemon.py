@@ -245,7 +245,7 @@ def serve(cfg) -> None:
     """Run until SIGTERM or SIGINT; both take the same graceful path (< 2 s) and return normally."""
     import uvicorn
 
-    from edge.netguard import ConnectionGuard, install_log_limits
+    from edge.netguard import ConnectionGuard, ServerProbe, install_log_limits
     from edge.sdnotify import Notifier
     from edge.server import create_app
     from edge.snapshots import SnapshotStore
@@ -259,6 +259,7 @@ def serve(cfg) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         # The socket is bound and listening (connections queue): start the pipeline, tell systemd.
+        mirror.server_alive = ServerProbe(cfg.server.host, port).ok
         mirror.start()
         log.info("serving the mirror on http://%s:%s/ (source %s)", cfg.server.host, port, mirror.source.name)
         notifier.ready(f"serving on {cfg.server.host}:{port}")

@@ -213,3 +213,44 @@ def install_log_limits(every_s: float = 60.0) -> RateLimitFilter:
         if not any(isinstance(x, RateLimitFilter) for x in logger.filters):
             logger.addFilter(f)
     return f
+
+
+class ServerProbe:
+    """Is the HTTP server answering? A ``GET /healthz`` to its own port, at most every ``every_s``.
+
+    The health loop feeds systemd's watchdog only while frames flow *and* this says the
+    server answers, so a server nobody can reach (out of file descriptors, a wedged event
+    loop) gets the daemon restarted instead of being reported alive. Any HTTP status counts
+    as an answer: ``/healthz`` is 503 while the camera is away, and that is the camera's
+    business, not the server's.
+    """
+
+    def __init__(self, host: str, port: int, every_s: float = 5.0, timeout_s: float = 2.0, clock=time.monotonic):
+        self.host = {"0.0.0.0": "127.0.0.1", "::": "::1", "localhost": "127.0.0.1"}.get(host, host)
+        self.port, self.every_s, self.timeout_s, self.clock = port, every_s, timeout_s, clock
+        self.failures = 0
+        self._last_t: float | None = None
+        self._last_ok = True
+
+    def answer(self) -> bool:
+        """One request now: True when an HTTP status line came back within ``timeout_s``."""
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        request = f"GET /healthz HTTP/1.1\r\nHost: {name}:{self.port}\r\nConnection: close\r\n\r\n".encode()
+        try:
+            with socket.create_connection((self.host, self.port), timeout=self.timeout_s) as s:
+                s.settimeout(self.timeout_s)
+                s.sendall(request)
+                return s.recv(16).startswith(b"HTTP/1.")
+        except OSError:
+            return False
+
+    def ok(self) -> bool:
+        """The latest answer, asking again once it is ``every_s`` old."""
+        now = self.clock()
+        if self._last_t is None or now - self._last_t >= self.every_s:
+            self._last_t = now
+            self._last_ok = self.answer()
+            if not self._last_ok:
+                self.failures += 1
+                log.warning("the HTTP server did not answer its own /healthz within %.0f s", self.timeout_s)
+        return self._last_ok

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,8 @@ class Mirror:
         self.catalog = catalog
         self.analyzer = Analyzer(parser, detector, cfg.analysis)
         self.notifier = notifier
+        # Set by the daemon: whether its HTTP server answers (the watchdog is fed only then too).
+        self.server_alive: Callable[[], bool] | None = None
         self.clock = clock
         self.slot = FrameSlot()
         self.out = Broadcaster()
@@ -362,9 +365,9 @@ class Mirror:
             elif self._last_pi:
                 log.info("raspberry pi: no longer under-voltage or throttled")
             self._last_pi = pi
-        # The watchdog is fed only while frames flow: a stuck camera or pipeline gets the
-        # daemon restarted by systemd after WatchdogSec.
-        if h.healthy and self.notifier:
+        # The watchdog is fed only while frames flow and the server answers: a stuck camera,
+        # pipeline or server gets the daemon restarted by systemd after WatchdogSec.
+        if h.healthy and self.notifier and (self.server_alive is None or self.server_alive()):
             self.notifier.watchdog()
         return h
 

@@ -200,6 +200,51 @@ def test_live_channels_beyond_the_limit_get_503_and_health_stays_open(fake_mirro
         assert "vanity_live_channels 0" in text
 
 
+def test_watchdog_starves_while_the_server_does_not_answer(fake_mirror):
+    """Guards against feeding systemd's watchdog while nobody can reach the page (it would never restart)."""
+    from edge.sdnotify import Notifier
+
+    notifier = Notifier(address="")
+    fake_mirror.notifier = notifier
+    answering = [False]
+    fake_mirror.server_alive = lambda: answering[0]
+    fake_mirror.health_interval = 0.02
+    fake_mirror.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not fake_mirror.health().healthy and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert fake_mirror.health().healthy and "WATCHDOG=1" not in notifier.sent
+        answering[0] = True
+        deadline = time.monotonic() + 5
+        while "WATCHDOG=1" not in notifier.sent and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        fake_mirror.stop()
+    assert "WATCHDOG=1" in notifier.sent
+
+
+def test_server_probe_needs_an_http_answer(fake_mirror, fake_cfg):
+    """Guards against a liveness probe that counts a server accepting but never answering as alive."""
+    from edge.netguard import ServerProbe
+
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(8)  # the kernel accepts; nothing ever answers
+    try:
+        assert ServerProbe("127.0.0.1", mute.getsockname()[1], timeout_s=0.3).ok() is False
+    finally:
+        mute.close()
+    with _serving(fake_mirror, fake_cfg) as (port, _, _):
+        now = [0.0]
+        probe = ServerProbe("0.0.0.0", port, every_s=5.0, clock=lambda: now[0])
+        assert probe.ok() is True and probe.host == "127.0.0.1"
+    assert probe.ok() is True  # cached for every_s
+    now[0] = 6.0
+    assert probe.ok() is False and probe.failures == 1
+
+
 def test_repeating_errors_are_rate_limited():
     """Guards against an error repeated every second with a traceback (accept out of files) filling the disk."""
     from edge.netguard import RateLimitFilter
