@@ -170,6 +170,14 @@ def run(
         serve(cfg)
     except DaemonError as e:
         _fail(str(e), code=2, details=e.errors)
+    # Stopped gracefully (SIGTERM or SIGINT): everything is closed. Leave now, as the signal's own
+    # action would, without the interpreter's teardown of LiteRT, OpenCV and numpy (1-2 s here).
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # ---------------------------------------------------------------------- still images
