@@ -449,6 +449,12 @@ def test_non_utf8_config_and_bundle_are_refused_with_a_message(tmp_path, default
     for argv in (["config", "check", str(bad)], ["run", "-c", str(bad)], ["config", "show", "-c", str(bad)]):
         code, _, err = _main(monkeypatch, capsys, *argv)
         assert code == 2 and "not UTF-8" in err and "Traceback" not in err, (argv, err)
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_bytes(b'[[products]]\nsku = "caf\xe9"\n')
+    p = tmp_path / "cat.toml"
+    p.write_text(f'catalog = "{catalog}"\n')
+    code, _, err = _main(monkeypatch, capsys, "config", "check", str(p))
+    assert code == 2 and "not UTF-8" in err and "Traceback" not in err, err
     model = tmp_path / "m.tflite"
     shutil.copy(default_model, model)
     model.with_suffix(".json").write_bytes(b'{"name": "\xff\xfe"}')
