@@ -327,6 +327,8 @@ def load_catalog(path: Path | str) -> Catalog:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise CatalogError(path, [f"cannot read the file ({e.strerror or e})"]) from None
+    except UnicodeDecodeError as e:
+        raise CatalogError(path, [f"not UTF-8 text (offset {e.start})"]) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -191,7 +191,15 @@ def run(
     try:
         serve(cfg)
     except DaemonError as e:
-        _fail(str(e), code=2)
+        _fail(str(e), code=2, details=e.errors)
+    # Stopped gracefully (SIGTERM or SIGINT): everything is closed. Leave now, as the signal's own
+    # action would, without the interpreter's teardown of LiteRT, OpenCV and numpy (1-2 s here).
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # ---------------------------------------------------------------------- still images
@@ -396,8 +404,22 @@ def doctor(config: ConfigOpt = None) -> None:
 
 @config_app.command("check")
 def config_check(config: Annotated[Path, typer.Argument(help="Configuration file (TOML).")]) -> None:
-    """Validate a configuration file; exit 2 listing each error's location."""
-    _load_config(config)
+    """Validate a configuration file as `vanity run` would; exit 2 listing each error's location."""
+    import os
+
+    from edge.daemon import DaemonError, check_deployment
+
+    cfg = _load_config(config)
+    # The token credential is only visible to the service: without it, a missing token is a note.
+    has_credentials = bool(os.environ.get("CREDENTIALS_DIRECTORY"))
+    try:
+        token = check_deployment(cfg, need_token=has_credentials)
+    except DaemonError as e:
+        _fail(f"{config}: {e}", code=2, details=e.errors)
+    from edge.server import is_loopback
+
+    if not is_loopback(cfg.server.host) and token is None:
+        typer.echo(f"note: no server.token: on {cfg.server.host} `vanity run` needs the credential 'vanity-token'")
     typer.echo(f"{config}: OK")
 
 
@@ -410,8 +432,9 @@ def config_show(
     from edge.config import changed_fields
 
     cfg = _load_config(config)
+    # Secrets (server.token) dump as "**********"; numbers are finite, so this is strict JSON.
     data = changed_fields(cfg) if changed else cfg.model_dump(mode="json")
-    typer.echo(json.dumps(data, indent=2))
+    typer.echo(json.dumps(data, indent=2, allow_nan=False))
 
 
 @model_app.command("info")
@@ -581,8 +604,16 @@ def eval_(
             typer.echo(f"  skipped {path}: {why}", err=True)
 
 
+def _usage_hint(e) -> str:
+    ctx = getattr(e, "ctx", None)
+    return f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+
+
 def main() -> None:
-    """Entry point: run the app, turning library errors into messages and exit codes."""
+    """Entry point: run the app, turning library and usage errors into one-line messages and exit codes."""
+    from typer._click.exceptions import NoArgsIsHelpError
+    from typer.exceptions import TyperException
+
     try:
         app(standalone_mode=False)
     except CliError as e:
@@ -597,13 +628,13 @@ def main() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+    except NoArgsIsHelpError as e:
+        e.show()  # the help text, asked for by giving no arguments
+        sys.exit(2)
+    except TyperException as e:
+        # Usage errors (unknown option, bad value, missing argument): typer's own exception classes.
+        typer.echo(f"error: {e.format_message()}{_usage_hint(e)}", err=True)
+        sys.exit(2)
     sys.exit(0)
 
 

@@ -7,11 +7,12 @@ its location) and passed down. No module reads configuration on its own.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_MODEL = PACKAGE_DATA / "models" / "vanity-default.tflite"
@@ -19,7 +20,8 @@ DEFAULT_CATALOG = PACKAGE_DATA / "catalog.toml"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # allow_inf_nan=False: TOML reads `inf` and `nan` as floats; no setting of the kiosk means either.
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------------- sources
@@ -226,23 +228,105 @@ class RenderConfig(_Strict):
     feather_px: float = Field(2.0, ge=0, le=20, description="Mask feathering in crop pixels.")
 
 
+def check_token(token: str) -> str:
+    """An API token as the daemon accepts it: at least 16 characters, none of them blank or a control character.
+
+    Raises:
+        ValueError: saying what is wrong (never echoing the token).
+    """
+    if len(token) < 16:
+        raise ValueError("the API token must be at least 16 characters")
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise ValueError("the API token must not contain spaces or control characters")
+    return token
+
+
+def check_bind_host(host: str) -> str:
+    """A bind address: an IP address of this device (or a wildcard), or ``localhost``.
+
+    Raises:
+        ValueError: for anything else (a name would need DNS, which the kiosk never uses).
+    """
+    if host == "localhost":
+        return host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"{host!r} is not an IP address (use 127.0.0.1, ::1, 0.0.0.0 or an address of this device)"
+        ) from None
+    return host
+
+
 class ServerConfig(_Strict):
     """The kiosk page and the service API."""
 
-    host: str = Field("127.0.0.1", description="Bind address; loopback by default.")
+    host: str = Field("127.0.0.1", description="Bind address (an IP address or localhost); loopback by default.")
     port: int = Field(8080, ge=0, le=65535, description="TCP port (0 picks a free one).")
-    token: str | None = Field(
-        None, min_length=16, description="Bearer token required off loopback (or $CREDENTIALS_DIRECTORY/vanity-token)."
+    token: SecretStr | None = Field(
+        None,
+        description="Bearer token required off loopback (or $CREDENTIALS_DIRECTORY/vanity-token); "
+        "at least 16 characters, no spaces. Never printed.",
     )
     jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of the stream.")
     stream_fps: float = Field(30.0, gt=0, le=120, description="Most frames per second sent to one viewer.")
     allowed_origins: list[str] = Field(default_factory=list, description="CORS origins allowed (never '*').")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the page and API answer to besides localhost, 127.0.0.1 and ::1 (and the bind "
+        "address): the names LAN clients use, e.g. 'kiosk.local' or '192.168.1.20'. Other Host headers get 421.",
+    )
+    max_connections: int = Field(
+        64,
+        ge=8,
+        le=900,
+        description="Open connections held at most. At the limit the oldest idle one is closed, so a flood of "
+        "idle sockets never locks out /healthz; stays well below the open-file limit.",
+    )
+    max_streams: int = Field(
+        8, ge=1, le=64, description="Live channels (MJPEG stream, server-sent events) served at once; more get 503."
+    )
+    header_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="A request (head and body) must arrive within this many seconds, or the connection is closed.",
+    )
+    keep_alive_s: float = Field(5.0, gt=0, le=300, description="An idle keep-alive connection is closed after this.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        return check_bind_host(v)
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            check_token(v.get_secret_value())
+        return v
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        for h in v:
+            if not h or h == "*" or any(c in h for c in "/@ ") or not h.isascii():
+                raise ValueError(f"{h!r} is not a host name or address (no wildcards, schemes or ports)")
+        return [h.lower() for h in v]
+
+    @model_validator(mode="after")
+    def _streams_fit(self) -> ServerConfig:
+        if self.max_streams > self.max_connections // 2:
+            raise ValueError("max_streams must leave at least half of max_connections for other requests")
+        return self
 
 
 class SessionConfig(_Strict):
     """The customer's session."""
 
-    reset_after_s: float = Field(20.0, gt=0, description="Forget the analysis and look after this long with no face.")
+    reset_after_s: float = Field(
+        20.0, gt=0, le=3600, description="Forget the analysis and look after this long with no face (at most an hour)."
+    )
 
 
 class SnapshotConfig(_Strict):
@@ -250,7 +334,9 @@ class SnapshotConfig(_Strict):
 
     enabled: bool = Field(False, description="Allow the customer to save a photo.")
     directory: Path = Field(Path("/var/lib/vanity/snapshots"), description="Where saved photos are kept (local only).")
-    expire_hours: float = Field(24.0, gt=0, description="Saved photos are deleted after this long.")
+    expire_hours: float = Field(
+        24.0, gt=0, le=720, description="Saved photos are deleted after this long (at most 30 days)."
+    )
 
 
 class HealthConfig(_Strict):
@@ -313,9 +399,13 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     if path is not None:
         path = Path(path)
         try:
-            text = path.read_text()
+            raw = path.read_bytes()
         except OSError as e:
             raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from e
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start})") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:

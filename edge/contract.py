@@ -332,7 +332,9 @@ def load_bundle(tflite_path: Path | str) -> Bundle:
     if not side.is_file():
         raise BundleError(f"{path}: metadata missing (expected {side.name} beside it)")
     try:
-        raw = json.loads(side.read_text())
+        raw = json.loads(side.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise BundleError(f"{side}: metadata is not UTF-8 text (offset {e.start})") from None
     except (OSError, json.JSONDecodeError) as e:
         raise BundleError(f"{side}: metadata is not valid JSON ({e})") from e
     if not isinstance(raw, dict):
@@ -351,9 +353,28 @@ def load_bundle(tflite_path: Path | str) -> Bundle:
             f"{path}: SHA-256 mismatch: file is {digest[:12]}…, metadata pins {meta.tflite_sha256[:12]}… "
             "(the model was replaced or tampered with)"
         )
+    check_servable(meta, side)
+    return Bundle(path, data, meta)
+
+
+def check_servable(meta: BundleMetadata, where: Path | str = "metadata") -> None:
+    """Refuse metadata whose classes or geometry this device cannot serve.
+
+    The makeup layers, the flip and the face box read classes by this contract's ids, so a
+    bundle must name exactly :data:`CLASSES` in order, and its input must be a side the crop
+    code handles. (The runtime checks the network's real shapes against this metadata.)
+
+    Raises:
+        BundleError: saying which field is wrong.
+    """
     for role in (OUTPUT_PARTS, OUTPUT_FACE):
         if role not in meta.outputs:
-            raise BundleError(f"{side}: metadata has no '{role}' output")
-    if meta.input.size <= 0:
-        raise BundleError(f"{side}: bad input size {meta.input.size}")
-    return Bundle(path, data, meta)
+            raise BundleError(f"{where}: metadata has no '{role}' output")
+    if list(meta.classes) != list(CLASSES):
+        missing = [c for c in CLASSES if c not in meta.classes]
+        extra = [c for c in meta.classes if c not in CLASSES]
+        why = f"missing {missing}, unknown {extra}" if missing or extra else "in another order"
+        raise BundleError(f"{where}: classes differ from the device's contract ({why})")
+    size = meta.input.size
+    if not 32 <= size <= 512:
+        raise BundleError(f"{where}: input size {size} is outside 32..512")

@@ -16,12 +16,14 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge.sources.base import SourceEnded
 from edge.stats import RateMeter, StageStats
 from edge.types import FaceAnalysis, SkinTone
 
@@ -125,6 +127,8 @@ class Mirror:
         self.calibration = calibration  # the kiosk's colour card measurement (edge.calibration), if any
         self.analyzer = Analyzer(parser, detector, cfg.analysis)
         self.notifier = notifier
+        # Set by the daemon: whether its HTTP server answers (the watchdog is fed only then too).
+        self.server_alive: Callable[[], bool] | None = None
         self.clock = clock
         self.slot = FrameSlot()
         self.out = Broadcaster()
@@ -297,6 +301,9 @@ class Mirror:
                     self._set_camera("ok", "")
                     delay = cfg.reconnect_min_s
                 frame = self.source.read()
+            except SourceEnded as e:  # played to its end: stays ended (no replay through the reconnect path)
+                self._set_camera("ended", str(e))
+                break
             except Exception as e:  # a camera error must never kill the daemon
                 if opened:
                     self.camera_gaps += 1
@@ -361,9 +368,9 @@ class Mirror:
             elif self._last_pi:
                 log.info("raspberry pi: no longer under-voltage or throttled")
             self._last_pi = pi
-        # The watchdog is fed only while frames flow: a stuck camera or pipeline gets the
-        # daemon restarted by systemd after WatchdogSec.
-        if h.healthy and self.notifier:
+        # The watchdog is fed only while frames flow and the server answers: a stuck camera,
+        # pipeline or server gets the daemon restarted by systemd after WatchdogSec.
+        if h.healthy and self.notifier and (self.server_alive is None or self.server_alive()):
             self.notifier.watchdog()
         return h
 

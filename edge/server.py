@@ -15,7 +15,6 @@ import json
 import time
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -186,32 +185,113 @@ def install_split_view(mirror) -> SplitView:
 # ---------------------------------------------------------------------- the app
 
 
-class SameOriginWrites:
-    """ASGI middleware: refuse writes (PUT, POST, ...) sent by a page from another origin.
+PUBLIC_PATHS = ("/", "/healthz", "/metrics", "/api/catalog", "/openapi.json")
+"""Routes that carry no image, no customer data and change nothing (also open without the token)."""
 
-    A page from elsewhere, open in the kiosk's browser, must not change the mirror or take a photo.
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def host_name(value: str) -> str | None:
+    """The name in a Host header, lower-case, without port or IPv6 brackets; None when malformed."""
+    v = value.strip().lower()
+    if v.startswith("["):
+        end = v.find("]")
+        name, rest = (v[1:end], v[end + 1 :]) if end > 0 else ("", "")
+    else:
+        name, _, port = v.partition(":")
+        rest = ":" + port if _ else ""
+    if not name or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+        return None
+    return name
+
+
+def allowed_host_names(cfg) -> frozenset[str]:
+    """Host names the kiosk answers to: the loopback names, the bind address, ``server.allowed_hosts``."""
+    names = {"localhost", "127.0.0.1", "::1", *cfg.server.allowed_hosts}
+    if cfg.server.host not in ("0.0.0.0", "::"):
+        names.add(cfg.server.host.lower())
+    return frozenset(names)
+
+
+class KioskPolicy:
+    """ASGI middleware: who may talk to the kiosk, checked before any route runs.
+
+    - **Host allow-list** (every route): a DNS-rebinding page reaches the loopback port under
+      its own name (``Host: evil.example``); anything but the allowed names gets 421.
+    - **Strict origin** for every route that changes state or returns the customer's image or
+      data (all but :data:`PUBLIC_PATHS`), and for every write: a browser request must come
+      from the kiosk's own origin or a configured one. ``Origin: null`` (a sandboxed frame, a
+      ``data:`` page) is refused, and so is a request the browser marks as cross-site
+      (``Sec-Fetch-Site``), such as a foreign page's ``<img src=/frame.jpg>``. Requests without
+      either header are not from a page (curl, the kiosk's own scripts) and pass.
+    - **HEAD** is served as GET without the body (also on the live channels, which end at once).
+
     Pure ASGI (no body buffering), so a stream's backpressure stays per client.
     """
 
-    def __init__(self, app, allowed_origins: list[str]):
+    def __init__(self, app, hosts: frozenset[str], allowed_origins: list[str]):
         self.app = app
+        self.hosts = hosts
         self.allowed = set(allowed_origins)
 
+    def _refusal(self, scope) -> tuple[int, str] | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = headers.get("host")
+        if host is not None and host_name(host) not in self.hosts:
+            return 421, f"host {host!r} is not served here"
+        private = scope["path"] not in PUBLIC_PATHS and not scope["path"].startswith("/static/")
+        if not private and scope["method"] in SAFE_METHODS:
+            return None
+        origin = headers.get("origin")
+        if origin is not None:
+            own = f"{scope.get('scheme', 'http')}://{host}" if host else None
+            if origin.rstrip("/") not in self.allowed and origin != own:
+                return 403, f"origin {origin!r} is not allowed"
+            return None
+        site = headers.get("sec-fetch-site")
+        if site is not None and site not in ("same-origin", "none"):
+            return 403, f"a {site} request may not use {scope['path']}"
+        return None
+
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-            origin = headers.get("origin")
-            if origin and origin != "null":
-                same = urlsplit(origin).netloc == headers.get("host", "")
-                if not same and origin.rstrip("/") not in self.allowed:
-                    reply = JSONResponse({"detail": f"origin {origin!r} is not allowed"}, status_code=403)
-                    await reply(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            reply = JSONResponse({"detail": refusal[1]}, status_code=refusal[0])
+            await reply(scope, receive, send)
+            return
+        if scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        await self.app(dict(scope, method="GET"), *_headers_only(receive, send))
 
 
-def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=None) -> FastAPI:
-    """Build the web app over a mirror; ``token`` is required on protected routes when set."""
+def _headers_only(receive, send):
+    """receive/send for a HEAD served as GET: the headers go out, the body never; then a disconnect."""
+    done = {"sent": False}
+
+    async def head_receive():
+        if done["sent"]:
+            return {"type": "http.disconnect"}
+        return await receive()
+
+    async def head_send(message):
+        if message["type"] == "http.response.start":
+            await send(message)
+        elif message["type"] == "http.response.body" and not done["sent"]:
+            done["sent"] = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return head_receive, head_send
+
+
+def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=None, guard=None) -> FastAPI:
+    """Build the web app over a mirror; ``token`` is required on protected routes when set.
+
+    ``guard`` (an :class:`edge.netguard.ConnectionGuard`) adds its counters to ``/metrics``.
+    """
     app = FastAPI(
         title="Vanity kiosk API",
         version="1",
@@ -223,7 +303,7 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
         docs_url=None,
         redoc_url=None,
     )
-    state = {"client_drops": 0, "clients": 0}
+    state: dict[str, Any] = {"client_drops": 0, "clients": 0, "streams": 0, "streams_refused": 0, "guard": guard}
     split = install_split_view(mirror)
     allowed_origins = [o.rstrip("/") for o in cfg.server.allowed_origins if o != "*"]
     features = {"snapshots": bool(snapshots is not None and cfg.snapshots.enabled), "split": True}
@@ -238,7 +318,7 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
             allow_headers=["Authorization", "Content-Type"],
         )
 
-    app.add_middleware(SameOriginWrites, allowed_origins=allowed_origins)
+    app.add_middleware(KioskPolicy, hosts=allowed_host_names(cfg), allowed_origins=allowed_origins)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError):
@@ -265,6 +345,17 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
             raise HTTPException(status_code=401, detail="token required", headers={"WWW-Authenticate": "Bearer"})
 
     protected = {"dependencies": [Depends(auth)]}
+
+    def live_channel(body) -> LiveChannel:
+        # A kiosk has a handful of viewers; more live channels would starve the pipeline of CPU.
+        if state["streams"] >= cfg.server.max_streams:
+            state["streams_refused"] += 1
+            raise HTTPException(
+                status_code=503,
+                detail=f"{cfg.server.max_streams} live viewers already connected",
+                headers={"Retry-After": "5"},
+            )
+        return LiveChannel(body, state)
 
     # ------------------------------------------------------------------ page
 
@@ -398,7 +489,7 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
     )
     async def stream():
         return StreamingResponse(
-            mjpeg_frames(mirror.out, cfg.server.stream_fps, state),
+            live_channel(mjpeg_frames(mirror.out, cfg.server.stream_fps, state)),
             media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -437,10 +528,39 @@ def create_app(mirror, cfg, token: str | None = None, snapshots=None, lifespan=N
                 await asyncio.sleep(interval)
 
         return StreamingResponse(
-            gen(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+            live_channel(gen()),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
     return app
+
+
+class LiveChannel:
+    """A stream's body that holds one of the kiosk's ``max_streams`` slots until it ends, fails or is dropped."""
+
+    def __init__(self, body, state: dict[str, Any]):
+        self.body, self.state, self.held = body, state, True
+        state["streams"] += 1
+
+    def release(self) -> None:
+        """Give the slot back (once)."""
+        if self.held:
+            self.held = False
+            self.state["streams"] -= 1
+
+    def __aiter__(self) -> LiveChannel:
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self.body.__anext__()
+        except BaseException:  # the end, a disconnect (cancellation) or an error: all free the slot
+            self.release()
+            raise
+
+    def __del__(self) -> None:  # a response dropped before its body was read
+        self.release()
 
 
 async def mjpeg_frames(out, max_fps: float, state: dict[str, Any], poll_s: float = 0.005):
@@ -647,6 +767,28 @@ def render_metrics(mirror, state: dict[str, Any]) -> str:
         "# HELP vanity_stage_latency_ms Stage latency quantiles over the recent window.",
         "# TYPE vanity_stage_latency_ms summary",
     ]
+    lines += [
+        "# HELP vanity_live_channels Open live channels (MJPEG streams and server-sent events).",
+        "# TYPE vanity_live_channels gauge",
+        f"vanity_live_channels {state['streams']}",
+        "# HELP vanity_live_channels_refused_total Live channels refused at server.max_streams.",
+        "# TYPE vanity_live_channels_refused_total counter",
+        f"vanity_live_channels_refused_total {state['streams_refused']}",
+    ]
+    guard = state.get("guard")
+    if guard is not None:
+        g = guard.stats
+        lines += [
+            "# HELP vanity_connections Open HTTP connections.",
+            "# TYPE vanity_connections gauge",
+            f"vanity_connections {g.open}",
+            "# HELP vanity_connections_evicted_total Idle connections closed to stay within server.max_connections.",
+            "# TYPE vanity_connections_evicted_total counter",
+            f"vanity_connections_evicted_total {g.evicted}",
+            "# HELP vanity_connections_timed_out_total Connections closed because a request did not arrive in time.",
+            "# TYPE vanity_connections_timed_out_total counter",
+            f"vanity_connections_timed_out_total {g.timed_out}",
+        ]
     for stage, s in mirror.stats.summary().items():
         lines.append(f'vanity_stage_latency_ms{{stage="{stage}",quantile="0.5"}} {s.p50_ms:.3f}')
         lines.append(f'vanity_stage_latency_ms{{stage="{stage}",quantile="0.95"}} {s.p95_ms:.3f}')

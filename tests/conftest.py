@@ -79,7 +79,8 @@ def fake_cfg():
         {
             "source": {"kind": "fake", "fps": 200},
             "detector": {"kind": "fake", "box": [220, 140, 200, 200]},
-            "server": {"port": 0},
+            # TestClient's requests name the host "testserver": allowed like a LAN name would be.
+            "server": {"port": 0, "allowed_hosts": ["testserver"]},
         },
     )
 

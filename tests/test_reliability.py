@@ -530,7 +530,7 @@ def test_signal_stops_the_daemon_within_2_s(default_model, daemon_factory, sig):
     viewer.join(5)
     log = d.log.read_text()
     assert took < 2.0, f"stopped in {took:.2f} s: {log[-2000:]}"
-    assert d.proc.returncode in (0, -sig, 128 + sig), log[-2000:]
+    assert d.proc.returncode == 0, log[-2000:]  # SIGTERM like SIGINT: a clean stop, not 143
     assert "stopped in" in log
     # The viewer's stream ended cleanly, not by a cancelled task.
     assert viewer.error is None, viewer.error

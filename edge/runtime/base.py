@@ -111,6 +111,9 @@ class InterpreterParser:
         n_classes = outs[meta.outputs[OUTPUT_PARTS].name]["shape"][-1]
         if n_classes != len(meta.classes):
             raise BundleError(f"{self.path}: model has {n_classes} classes, metadata lists {len(meta.classes)}")
+        parts = [int(x) for x in outs[meta.outputs[OUTPUT_PARTS].name]["shape"]]
+        if parts != list(meta.outputs[OUTPUT_PARTS].shape):
+            raise BundleError(f"{self.path}: parts output is {parts}, metadata says {meta.outputs[OUTPUT_PARTS].shape}")
 
     def _read(self, q: _Quant) -> np.ndarray:
         raw = self._interp.get_tensor(q.index)

@@ -12,6 +12,10 @@ class SourceError(RuntimeError):
     """The source cannot deliver frames now (missing device, unreadable file, …)."""
 
 
+class SourceEnded(SourceError):
+    """The source has delivered its last frame (a video file played once): not an outage to reconnect from."""
+
+
 class Source(Protocol):
     """Delivers RGB uint8 frames. ``read`` blocks until the next frame is due."""
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.sources.base import Pacer, SourceError
+from edge.sources.base import Pacer, SourceEnded, SourceError
 
 
 class VideoSource:
@@ -17,6 +17,7 @@ class VideoSource:
         self.name = f"video:{cfg.path}"
         self._cap = None
         self._pacer: Pacer | None = None
+        self.frames_read = 0
 
     def open(self) -> None:
         """Open the file."""
@@ -41,8 +42,11 @@ class VideoSource:
         if not ok and self.cfg.loop:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = self._cap.read()
+        if not ok and not self.cfg.loop and self.frames_read > 0:
+            raise SourceEnded(f"{self.cfg.path}: end of the video (loop = false)")
         if not ok:
             raise SourceError(f"{self.cfg.path}: end of video or read error")
+        self.frames_read += 1
         if self._pacer:
             self._pacer.wait()
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
