@@ -242,7 +242,14 @@ def analyze(
                 "recommendations": [],
             }
             if tone is not None:
-                item["skin_tone"] = {"monk": tone.monk, "undertone": tone.undertone, "lab": list(tone.lab)}
+                item["skin_tone"] = {
+                    "monk": tone.monk,
+                    "undertone": tone.undertone,
+                    "lab": list(tone.lab),
+                    "confidence": tone.confidence,
+                    "uncertainty_monk_steps": tone.uncertainty,
+                    "reference": tone.reference,
+                }
                 item["recommendations"] = [
                     {
                         "sku": r.product.sku,
@@ -385,6 +392,18 @@ def doctor(config: ConfigOpt = None) -> None:
     except (RuntimeError, OSError) as e:
         ok = False
         typer.echo(f"detector     REFUSED: {e}")
+    from edge.calibration import CalibrationError, load_calibration
+
+    try:
+        cal = load_calibration(cfg.state_dir)
+        typer.echo(
+            f"calibration  {cal.describe()}"
+            if cal
+            else f"calibration  none in {cfg.state_dir} (skin tone works, with a wider uncertainty: vanity calibrate)"
+        )
+    except CalibrationError as e:
+        ok = False
+        typer.echo(f"calibration  REFUSED: {e}")
     from edge.pipeline import read_pi_health
 
     pi = read_pi_health()
@@ -560,6 +579,51 @@ def label(
     for path, why in report.skipped:
         typer.echo(f"skipped {path}: {why}", err=True)
     typer.echo(f"{report.labelled} photo(s) labelled into {out} ({len(report.skipped)} skipped)")
+
+
+@app.command()
+def calibrate(
+    card: Annotated[str, typer.Option(help="The card shown: grey18 (18 % grey), white (copier paper) or custom.")] = (
+        "grey18"
+    ),
+    reflectance: Annotated[
+        float | None, typer.Option(help="The card's reflectance (0.02..1), for a custom card.", min=0.02, max=1.0)
+    ] = None,
+    image: Annotated[Path | None, typer.Option(help="Measure this photo of the card instead of the camera.")] = None,
+    frames: Annotated[int, typer.Option(help="Camera frames averaged (after 10 to settle).", min=1, max=300)] = 15,
+    source: SourceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Measure a grey or white card held to fill the middle of the picture; store the colour correction."""
+    import numpy as np
+
+    from edge.calibration import CalibrationError, measure_card, save_calibration
+
+    cfg = _load_config(config, source=source)
+    if card == "custom" and reflectance is None:
+        _fail("--card custom needs --reflectance", code=2)
+    if image is not None:
+        frame = _read_image(image)
+    else:
+        from edge.sources import SourceError, make_source
+
+        src = make_source(cfg.source)
+        try:
+            src.open()
+            shots = [src.read() for _ in range(10 + frames)][10:]
+        except SourceError as e:
+            _fail(f"camera: {e}", code=2)
+        finally:
+            src.close()
+        frame = np.median(np.stack(shots), axis=0).astype(np.uint8)
+    try:
+        cal = measure_card(frame, card, reflectance)
+        path = save_calibration(cal, cfg.state_dir)
+    except (CalibrationError, ValueError) as e:
+        _fail(str(e), code=2)
+    except OSError as e:
+        _fail(f"cannot write the calibration under {cfg.state_dir}: {e}", code=2)
+    typer.echo(f"calibrated: {cal.describe()} -> {path}")
 
 
 @app.command(name="eval")

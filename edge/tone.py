@@ -192,6 +192,7 @@ def estimate_illuminant(frame_rgb: np.ndarray, exclude: np.ndarray | None = None
 UNCERTAINTY = {"calibration": 0.5, "scene": 1.5}
 """Stated uncertainty (Monk steps) of an estimate by the reference its exposure came from."""
 
+
 def _crop_pixels(frame_rgb: np.ndarray, face: FaceAnalysis, mask: np.ndarray) -> np.ndarray:
     """Frame pixels (N, 3) uint8 under a class-map mask, sampled in model-input space."""
     h, w = frame_rgb.shape[:2]
