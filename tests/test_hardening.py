@@ -430,8 +430,8 @@ def test_lan_mode_must_name_its_hosts():
 
 @pytest.mark.parametrize(
     "argv",
-    [["run", "--bogus"], ["run", "--port", "notanint"], ["config", "check"], ["model", "info"]],
-    ids=["unknown-option", "bad-int", "missing-config", "missing-bundle"],
+    [["run", "--bogus"], ["run", "--port", "notanint"], ["config", "check"], ["eval"]],
+    ids=["unknown-option", "bad-int", "missing-config", "missing-argument"],
 )
 def test_usage_errors_are_one_line_and_exit_2(argv, monkeypatch, capsys):
     """Guards against typer's own exception classes escaping as tracebacks (exit 1) on a typo."""
