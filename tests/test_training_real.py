@@ -72,22 +72,34 @@ def test_retone_keeps_shape_and_changes_lightness():
 
 
 @pytest.mark.slow
-def test_default_model_recipe_builds_a_bundle(tmp_path):
-    """Guards against `make model` being broken: generate -> train -> convert at a tiny size."""
+def test_default_model_recipe_builds_a_bundle(tmp_path, teacher_dir):
+    """Guards against `make model` being broken: read the real-face layouts -> train -> convert, tiny."""
+    import cv2
+
     from edge.contract import load_bundle
+    from tests.test_real_sources import draw_face, make_celebamask, make_lfw, write_rgb
     from training.default_model import main
 
+    root = tmp_path / "data"
+    make_celebamask(root / "celebamask-hq-sample", n=12)
+    make_lfw(root / "lfw")
+    for split in ("train", "test"):
+        img, lab = draw_face(seed=3)
+        write_rgb(root / "celeba-hair" / split / "original" / "1.jpg", img)
+        cv2.imwrite(str(root / "celeba-hair" / split / "mask" / "1_hair.png"), ((lab == 10) * 255).astype(np.uint8))
+    write_rgb(root / "helen-subset" / "img" / "1.jpg", draw_face(seed=4)[0])
     out = tmp_path / "bundle" / "m.tflite"
     code = main(
         [
             "--out", str(out), "--run-dir", str(tmp_path / "run"), "--synth", "240", "--epochs", "1",
-            "--width", "0.25", "--calibration", "32", "--val-limit", "32", "--real-repeat", "0", "--quiet",
+            "--width", "0.25", "--calibration", "32", "--val-limit", "32", "--data-root", str(root), "--quiet",
         ]
     )  # fmt: skip
     assert code in (0, 3)  # a 1-epoch model may fail the gate; then no bundle must exist
     if code == 0:
         b = load_bundle(out)
         assert b.metadata.build.quantization == "int8"
+        assert "celebamask:" in b.metadata.data["spec"] and "@train" in b.metadata.data["spec"]
     else:
         assert not out.exists()
 
