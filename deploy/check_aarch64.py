@@ -71,6 +71,8 @@ AGREEMENT = 0.995
 
 VENV = "/opt/vanity/.venv"  # where deploy/install-pi.sh puts it
 NICE = 15  # the machine is shared: emulation and builds yield to other work
+WHEELS_DAYS = float(os.environ.get("VANITY_AARCH64_WHEELS_DAYS", "7"))
+"""Age after which the wheel set is resolved again from PyPI."""
 
 
 class Skip(Exception):
@@ -312,39 +314,36 @@ def runtime_requirements() -> list[str]:
 
 
 def download_wheels(py: str) -> Path:
-    """The aarch64 wheels of the plain install, from PyPI, for CPython `py`."""
+    """The aarch64 wheels of the plain install, from PyPI, for CPython `py`.
+
+    Resolved again once the set is WHEELS_DAYS old, so the check follows what a Pi installing
+    today gets; the venv is rebuilt only when the resolved files changed."""
     reqs = runtime_requirements()
-    key = key_of(RECIPE, py, PLATFORMS, reqs)
-    dest = CACHE / f"wheels-cp{py.replace('.', '')}-{key}"
-    if (dest / ".vanity-ok").exists():
+    tag = f"cp{py.replace('.', '')}"
+    dest = CACHE / f"wheels-{tag}-{key_of(RECIPE, py, PLATFORMS, reqs)}"
+    ok = dest / ".vanity-ok"
+    if ok.exists() and time.time() - ok.stat().st_mtime < WHEELS_DAYS * 86400:
         return dest
-    tmp = CACHE / f"tmp-wheels-cp{py.replace('.', '')}"
+    tmp = CACHE / f"tmp-wheels-{tag}"
     shutil.rmtree(tmp, ignore_errors=True)
-    log(f"downloading the aarch64 wheels for Python {py} (pip download --platform ...)")
+    log(f"resolving the aarch64 wheels for Python {py} (pip download --platform ...)")
     plat = [a for p in PLATFORMS for a in ("--platform", p)]
-    sh(
-        niced(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--disable-pip-version-check",
-                "--dest",
-                str(tmp),
-                "--only-binary=:all:",
-                *plat,
-                "--python-version",
-                py,
-                "--implementation",
-                "cp",
-                *reqs,
-            ]
-        ),
-        log_to=RUN / "logs" / f"pip-download-cp{py}.log",
-    )
-    (tmp / ".vanity-ok").write_text("\n".join(sorted(p.name for p in tmp.glob("*.whl"))) + "\n")
-    prune(f"wheels-cp{py.replace('.', '')}-", tmp)
+    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--dest", str(tmp)]
+    cmd += ["--only-binary=:all:", *plat, "--python-version", py, "--implementation", "cp", *reqs]
+    try:
+        sh(niced(cmd), log_to=RUN / "logs" / f"pip-download-{tag}.log")
+    except Failed:
+        if not ok.exists():
+            raise
+        log(f"pip download failed (logs in {RUN}): keeping the wheels of {time.ctime(ok.stat().st_mtime)}")
+        return dest
+    listing = "\n".join(sorted(p.name for p in tmp.glob("*.whl"))) + "\n"
+    if ok.exists() and ok.read_text() == listing:
+        ok.touch()
+        shutil.rmtree(tmp)
+        return dest
+    (tmp / ".vanity-ok").write_text(listing)
+    prune(f"wheels-{tag}-", tmp)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
@@ -354,7 +353,7 @@ def build_venv(root: Path, wheels: Path, mode: str, suite: str) -> Path:
     """A venv at /opt/vanity/.venv in the root (as install-pi.sh makes it) with the runtime
     requirements installed by the emulated Pi's own pip from the downloaded wheels (so
     environment markers are evaluated on aarch64, and nothing else can be fetched)."""
-    key = key_of(RECIPE, root.name, wheels.name)
+    key = key_of(RECIPE, root.name, (wheels / ".vanity-ok").read_text())
     dest = CACHE / f"venv-{suite}-{key}"
     if (dest / ".vanity-ok").exists():
         return dest
