@@ -388,8 +388,9 @@ def build_venv(root: Path, wheels: Path, mode: str, suite: str) -> Path:
 # ---------------------------------------------------------------------- the check
 
 
-def golden_images(out: Path) -> dict[str, Path]:
-    """The golden tests' photos (and their rolled / close / half-size views) as PNG files."""
+def golden_images(out: Path, which: str = "golden") -> dict[str, Path]:
+    """The golden tests' photos as PNG files; with which="all" also the rolled, close and
+    half-size views test_golden.py makes of them (the still search and the false-face guard)."""
     import cv2
     import numpy as np
 
@@ -398,9 +399,12 @@ def golden_images(out: Path) -> dict[str, Path]:
 
     photos = allowed_photos()
     views: dict[str, np.ndarray] = dict(photos)
-    try:  # the views test_golden.py makes, where it still describes them
-        from tests.test_golden import LIPS
-
+    if which == "all":
+        try:  # the views test_golden.py makes, where it still describes them
+            from tests.test_golden import LIPS
+        except ImportError as e:
+            log(f"no rolled or close views: {e}")
+            LIPS = {}  # noqa: N806
         for name, ((x0, x1, _, _), (cx, cy)) in LIPS.items():
             img = photos[name]
             m = cv2.getRotationMatrix2D((cx, cy), -40.0, 1.0)
@@ -408,9 +412,7 @@ def golden_images(out: Path) -> dict[str, Path]:
             half = int(1.6 * (x1 - x0))
             top, left = int(cy) - int(1.2 * half), int(cx) - half
             views[f"{name}_close"] = np.ascontiguousarray(img[top : top + 2 * half, left : left + 2 * half])
-    except (ImportError, KeyError, ValueError) as e:
-        log(f"only the plain photos ({e})")
-    views["astronaut_half"] = cv2.resize(photos["astronaut"], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        views["astronaut_half"] = cv2.resize(photos["astronaut"], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, img in sorted(views.items()):
@@ -444,10 +446,24 @@ def compare(x86: Path, arm: Path) -> tuple[float, str]:
     return agree, f"{int((a != b).sum())} px differ"
 
 
-def timed(fn, *args, **kw):
-    t0 = time.monotonic()
-    out = fn(*args, **kw)
-    return out, time.monotonic() - t0
+class Timings(dict):
+    """name -> (wall seconds, CPU seconds of the child processes: the emulator's work, which
+    is what a busy machine stretches)."""
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        w0, c0 = time.monotonic(), _children_cpu()
+        try:
+            yield
+        finally:
+            self[name] = (time.monotonic() - w0, _children_cpu() - c0)
+
+
+def _children_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def check(args: argparse.Namespace) -> int:
@@ -455,97 +471,96 @@ def check(args: argparse.Namespace) -> int:
     mode = probe()
     ensure_host_tools()
     suite, py = args.suite, SUITES[args.suite]
-    timings: dict[str, float] = {}
+    tm = Timings()
     with locked():
-        root, timings["root"] = timed(build_root, suite, mode)
-        wheels, timings["wheels"] = timed(download_wheels, py)
-        venv, timings["venv"] = timed(build_venv, root, wheels, mode, suite)
+        with tm("root"):
+            root = build_root(suite, mode)
+        with tm("wheels"):
+            wheels = download_wheels(py)
+        with tm("venv"):
+            venv = build_venv(root, wheels, mode, suite)
         log(f"cache: {root.name}, {wheels.name}, {venv.name} ({CACHE})")
 
         run = RUN / suite
         shutil.rmtree(run, ignore_errors=True)
         (run / "x86").mkdir(parents=True)
         (run / "arm").mkdir(parents=True)
-        images, timings["images"] = timed(golden_images, run / "in")
-        whl, timings["wheel"] = timed(build_project_wheel, run / "dist")
+        with tm("images"):
+            images = golden_images(run / "in", args.images)
+        with tm("wheel"):
+            whl = build_project_wheel(run / "dist")
 
         pi = Pi(root, mode, args.cpu).bind(venv, VENV).bind(run, "/mnt/run").bind(ROOT, "/mnt/src", ro=True)
         vanity = f"{VENV}/bin/vanity"
-        t0 = time.monotonic()
-        pi.run(
-            [
-                f"{VENV}/bin/python",
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-index",
-                "--no-deps",
-                "--force-reinstall",
-                f"/mnt/run/dist/{whl.name}",
-            ],
-            log_to=run / "arm" / "install.log",
-        )
-        timings["arm install"] = time.monotonic() - t0
-
-        # x86: this venv, this tree, the configuration's defaults.
-        t0 = time.monotonic()
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        for name, img in images.items():
-            sh(
-                [
-                    sys.executable,
-                    "-m",
-                    "edge.cli",
-                    "analyze",
-                    str(img),
-                    "--out",
-                    str(run / "x86" / f"{name}.png"),
-                    "--json",
-                ],
-                log_to=run / "x86" / f"{name}.json",
-                cwd=ROOT,
-                env=env,
-            )
-        timings["x86 analyze"] = time.monotonic() - t0
-
-        t0 = time.monotonic()
-        for name in images:
+        with tm("arm install"):
             pi.run(
                 [
-                    "sh",
-                    "-c",
-                    f"cd /tmp && {vanity} analyze /mnt/run/in/{name}.png --out /mnt/run/arm/{name}.png "
-                    f"--json > /mnt/run/arm/{name}.json 2>/mnt/run/arm/{name}.err",
+                    f"{VENV}/bin/python",
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--no-index",
+                    "--no-deps",
+                    "--force-reinstall",
+                    f"/mnt/run/dist/{whl.name}",
                 ],
-                log_to=run / "arm" / f"{name}.log",
+                log_to=run / "arm" / "install.log",
             )
-        timings["arm analyze"] = time.monotonic() - t0
 
-        t0 = time.monotonic()
-        pi.run(
-            ["sh", "-c", f"cd /tmp && {VENV}/bin/python /mnt/src/deploy/aarch64/probe_litert.py"],
-            log_to=run / "arm" / "probe.log",
-        )
-        pi.run(["sh", "-c", f"cd /tmp && {vanity} doctor"], log_to=run / "arm" / "doctor.txt")
-        timings["arm load"] = time.monotonic() - t0
+        # x86: this venv, this tree, the configuration's defaults.
+        with tm("x86 analyze"):
+            env = dict(os.environ, PYTHONPATH=str(ROOT))
+            for name, img in images.items():
+                sh(
+                    [
+                        sys.executable,
+                        "-m",
+                        "edge.cli",
+                        "analyze",
+                        str(img),
+                        "--out",
+                        str(run / "x86" / f"{name}.png"),
+                        "--json",
+                    ],
+                    log_to=run / "x86" / f"{name}.json",
+                    cwd=ROOT,
+                    env=env,
+                )
 
-        t0 = time.monotonic()
-        pi.run(
-            ["sh", "-c", f"cd /tmp && {vanity} bench --frames 30 --warmup 5 --json > /mnt/run/arm/bench.json"],
-            log_to=run / "arm" / "bench.log",
-        )
-        timings["arm bench"] = time.monotonic() - t0
+        with tm("arm analyze"):
+            for name in images:
+                pi.run(
+                    [
+                        "sh",
+                        "-c",
+                        f"cd /tmp && {vanity} analyze /mnt/run/in/{name}.png --out /mnt/run/arm/{name}.png "
+                        f"--json > /mnt/run/arm/{name}.json 2>/mnt/run/arm/{name}.err",
+                    ],
+                    log_to=run / "arm" / f"{name}.log",
+                )
 
-        t0 = time.monotonic()
-        r = pi.run(
-            ["bash", "/mnt/src/deploy/install-pi.sh", "--dry-run", "--no-start"],
-            log_to=run / "arm" / "install-pi-dry-run.log",
-            check=False,
-        )
-        timings["install-pi dry run"] = time.monotonic() - t0
+        with tm("arm load"):
+            pi.run(
+                ["sh", "-c", f"cd /tmp && {VENV}/bin/python /mnt/src/deploy/aarch64/probe_litert.py"],
+                log_to=run / "arm" / "probe.log",
+            )
+            pi.run(["sh", "-c", f"cd /tmp && {vanity} doctor"], log_to=run / "arm" / "doctor.txt")
 
-    return report(run, images, r.returncode, timings, time.monotonic() - t_start, suite, py, args.cpu)
+        with tm("arm bench"):
+            pi.run(
+                ["sh", "-c", f"cd /tmp && {vanity} bench --frames 30 --warmup 5 --json > /mnt/run/arm/bench.json"],
+                log_to=run / "arm" / "bench.log",
+            )
+
+        with tm("install-pi dry run"):
+            r = pi.run(
+                ["bash", "/mnt/src/deploy/install-pi.sh", "--dry-run", "--no-start"],
+                log_to=run / "arm" / "install-pi-dry-run.log",
+                check=False,
+            )
+
+    return report(run, images, r.returncode, tm, time.monotonic() - t_start, suite, py, args.cpu)
 
 
 def report(run: Path, images, dry_rc: int, timings, total: float, suite: str, py: str, cpu: str) -> int:
@@ -629,7 +644,9 @@ def report(run: Path, images, dry_rc: int, timings, total: float, suite: str, py
     )
     would = "; ".join(s.strip() for s in installs) or "installs nothing"
     print(f"  install-pi.sh --dry-run: exit {dry_rc}; {would}")
-    print("  time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if v >= 0.5) + f"; total {total:.0f} s")
+    steps = ", ".join(f"{k} {w:.0f} s" for k, (w, _) in timings.items() if w >= 0.5)
+    cpu_s = sum(c for _, c in timings.values())
+    print(f"  time: {steps}; total {total:.0f} s (CPU {cpu_s:.0f} s)")
     summary = {
         "suite": suite,
         "python": py,
@@ -638,7 +655,7 @@ def report(run: Path, images, dry_rc: int, timings, total: float, suite: str, py
         "probe": probe_out,
         "bench": {"fps": bench["fps"], "runtime": bench["runtime"], "stages": st},
         "install_pi_rc": dry_rc,
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "timings_s": {k: {"wall": round(w, 1), "cpu": round(c, 1)} for k, (w, c) in timings.items()},
         "total_s": round(total, 1),
         "checks": checks,
         "problems": problems,
