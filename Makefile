@@ -15,7 +15,7 @@ help:
 	@echo "make test   - install everything the tests need and run the whole suite"
 	@echo "make model  - rebuild the default model bundle from real faces (DATA=../shared/data) -> train -> convert"
 	@echo "make bench  - per-stage benchmark on the demo source"
-	@echo "make check-aarch64 - the device path on an emulated Raspberry Pi 4 (root; SUITE=trixie for Python 3.13)"
+	@echo "make check-aarch64 - the device path on an emulated Raspberry Pi 4 (root; SUITE=trixie: Python 3.13, PI=pi5)"
 	@echo "make teacher - install the labelling teacher (MediaPipe 0.10.21 face models from PyPI) into .cache/teacher"
 
 $(PY):
@@ -80,9 +80,10 @@ systemd-check:
 # plain install under qemu-user; `vanity analyze` there must label the golden photos as here.
 # Needs root; cached in ~/.cache/vanity-aarch64 (VANITY_AARCH64_CACHE). See README, "Raspberry Pi".
 SUITE ?= bookworm
-CPU   ?= pi4
+PI     ?= pi4
+IMAGES ?= golden
 check-aarch64: $(VENV)/.dev
-	$(PY) deploy/check_aarch64.py check --suite $(SUITE) --cpu $(CPU)
+	$(PY) deploy/check_aarch64.py check --suite $(SUITE) --cpu $(PI) --images $(IMAGES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

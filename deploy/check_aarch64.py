@@ -512,21 +512,14 @@ def check(args: argparse.Namespace) -> int:
         with tm("x86 analyze"):
             env = dict(os.environ, PYTHONPATH=str(ROOT))
             for name, img in images.items():
-                sh(
-                    [
-                        sys.executable,
-                        "-m",
-                        "edge.cli",
-                        "analyze",
-                        str(img),
-                        "--out",
-                        str(run / "x86" / f"{name}.png"),
-                        "--json",
-                    ],
-                    log_to=run / "x86" / f"{name}.json",
-                    cwd=ROOT,
-                    env=env,
-                )
+                out = run / "x86" / name
+                cmd = [sys.executable, "-m", "edge.cli", "analyze", str(img), "--out", f"{out}.png", "--json"]
+                with open(f"{out}.json", "w") as stdout, open(f"{out}.err", "w") as stderr:
+                    r = subprocess.run(cmd, stdout=stdout, stderr=stderr, cwd=ROOT, env=env)
+                if r.returncode != 0:
+                    raise Failed(
+                        f"x86: vanity analyze {img.name} exited {r.returncode}: {Path(f'{out}.err').read_text()}"
+                    )
 
         with tm("arm analyze"):
             for name in images:
@@ -680,6 +673,12 @@ def main() -> int:
         choices=sorted(SUITES),
         default=os.environ.get("AARCH64_SUITE", "bookworm"),
         help="Debian release of the root (bookworm: Python 3.11, trixie: 3.13)",
+    )
+    ap.add_argument(
+        "--images",
+        choices=["golden", "all"],
+        default=os.environ.get("AARCH64_IMAGES", "golden"),
+        help="golden: the golden tests' photos; all: also their rolled, close and half-size views (slower)",
     )
     ap.add_argument(
         "--cpu",
