@@ -19,7 +19,7 @@ registration is private too, otherwise the host's qemu-aarch64 registration is u
 
     deploy/check_aarch64.py [check]      # the whole check (what make check-aarch64 runs)
     deploy/check_aarch64.py probe        # can this machine run it? exit 0, or 3 and why not
-    deploy/check_aarch64.py shell [CMD]  # a shell (or CMD) on the emulated Pi
+    deploy/check_aarch64.py shell [-- CMD...]  # a shell (or CMD) on the emulated Pi
     deploy/check_aarch64.py build        # only build the cached root, wheels and venv
 
 The cache lives in $VANITY_AARCH64_CACHE (default ~/.cache/vanity-aarch64), outside the
@@ -667,7 +667,6 @@ def main() -> int:
         return ns_main(sys.argv[2], sys.argv[4:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("command", nargs="?", default="check", choices=["check", "probe", "shell", "build"])
-    ap.add_argument("rest", nargs=argparse.REMAINDER, help="shell: the command to run (default bash)")
     ap.add_argument(
         "--suite",
         choices=sorted(SUITES),
@@ -686,7 +685,9 @@ def main() -> int:
         default=os.environ.get("AARCH64_CPU", "pi4"),
         help="the Pi whose CPU qemu shows (and whose /proc/cpuinfo LiteRT reads)",
     )
-    args = ap.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, rest = ap.parse_args(argv[:cut]), argv[cut + 1 :]
     try:
         if args.command == "probe":
             print(f"check-aarch64 can run here (binfmt: {probe()})")
@@ -700,7 +701,7 @@ def main() -> int:
             venv = build_venv(root, download_wheels(SUITES[args.suite]), mode, args.suite)
         if args.command == "shell":
             pi = Pi(root, mode, args.cpu).bind(venv, VENV).bind(ROOT, "/mnt/src", ro=True)
-            return subprocess.run(pi.argv(args.rest or ["bash"]), env=dict(os.environ, QEMU_CPU=pi.qemu_cpu)).returncode
+            return subprocess.run(pi.argv(rest or ["bash"]), env=dict(os.environ, QEMU_CPU=pi.qemu_cpu)).returncode
         print(f"built: {root}\n       {venv}")
         return 0
     except Skip as e:
