@@ -423,11 +423,14 @@ def golden_images(out: Path, which: str = "golden") -> dict[str, Path]:
 
 
 def build_project_wheel(out: Path) -> Path:
+    """This tree's wheel, built from a clean copy (setuptools' build/ would keep deleted modules)."""
     shutil.rmtree(out, ignore_errors=True)
-    sh(
-        [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps", "-w", str(out), str(ROOT)],
-        log_to=RUN / "logs" / "wheel.log",
-    )
+    src = out / "src"
+    junk = (".git", ".venv", ".cache", "build", "dist", "runs", "var", "test-artifacts", "*.egg-info", "__pycache__")
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*junk, ".pytest_cache", ".ruff_cache"))
+    cmd = [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps", "-w", str(out), str(src)]
+    sh(cmd, log_to=RUN / "logs" / "wheel.log")
+    shutil.rmtree(src)
     (whl,) = out.glob("vanity-*.whl")
     return whl
 
