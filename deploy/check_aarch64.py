@@ -3,7 +3,7 @@
 
 Builds, from the package registries only, a Debian arm64 root (debootstrap, Python from
 Debian) and a venv in it holding the aarch64 wheels of the project's plain install; caches
-both; then, under qemu-user with a Pi 4's CPU:
+both; then, under qemu-user showing a Pi 4's (or Pi 5's) CPU:
 
 - installs this tree's wheel into that venv, as deploy/install-pi.sh does on a Pi;
 - runs the golden tests' photos through `vanity analyze` there and here (x86, the current
