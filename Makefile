@@ -8,13 +8,14 @@ PY     := $(BIN)/python
 PIP    := $(PY) -m pip
 MODEL  := edge/data/models/vanity-default.tflite
 
-.PHONY: demo test lint model assets teacher bench soak systemd-check systemd-deps browser-deps clean help
+.PHONY: demo test lint model assets teacher bench soak systemd-check systemd-deps browser-deps check-aarch64 clean help
 
 help:
 	@echo "make demo   - install the device runtime and run the mirror on the demo source (http://127.0.0.1:8080/)"
 	@echo "make test   - install everything the tests need and run the whole suite"
 	@echo "make model  - rebuild the default model bundle from real faces (DATA=../shared/data) -> train -> convert"
 	@echo "make bench  - per-stage benchmark on the demo source"
+	@echo "make check-aarch64 - the device path on an emulated Raspberry Pi 4 (root; SUITE=trixie: Python 3.13, PI=pi5)"
 	@echo "make teacher - install the labelling teacher (MediaPipe 0.10.21 face models from PyPI) into .cache/teacher"
 
 $(PY):
@@ -74,6 +75,15 @@ soak: $(VENV)/.dev
 
 systemd-check:
 	bash systemd/check.sh
+
+# The device path on an emulated Raspberry Pi: a Debian arm64 root and the aarch64 wheels of the
+# plain install under qemu-user; `vanity analyze` there must label the golden photos as here.
+# Needs root; cached in ~/.cache/vanity-aarch64 (VANITY_AARCH64_CACHE). See README, "Raspberry Pi".
+SUITE ?= bookworm
+PI     ?= pi4
+IMAGES ?= golden
+check-aarch64: $(VENV)/.dev
+	$(PY) deploy/check_aarch64.py check --suite $(SUITE) --cpu $(PI) --images $(IMAGES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -97,10 +97,13 @@ fi
 
 # ------------------------------------------------------------------ packages
 # The first installable name of a package (Bookworm: chromium-browser is the Pi build).
+# LC_ALL=C: apt translates "Candidate:". The output is read whole, not piped into grep -q,
+# which would stop reading early and fail the pipeline (pipefail) with apt-cache's SIGPIPE.
 apt_candidate() {
-    local p
+    local p policy
     for p in "$@"; do
-        if apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+        policy=$(LC_ALL=C apt-cache policy "$p" 2>/dev/null) || continue
+        if [[ $policy =~ Candidate:\ [^\(] ]]; then
             printf '%s\n' "$p"
             return 0
         fi
@@ -174,12 +177,15 @@ else
     targets=("$SRC")
 fi
 # The runtime only (no [train] extra, so no TensorFlow). --upgrade replaces an older Vanity.
-run "$VENV/bin/python" -m pip install --upgrade --no-cache-dir --disable-pip-version-check --root-user-action=ignore "${targets[@]}"
+# The compiled dependencies come as wheels only: should a new release lack an aarch64 wheel
+# for this Python, pip takes the newest one that has it instead of compiling for an hour.
+wheels_only=PIP_ONLY_BINARY=numpy,opencv-python-headless,ai-edge-litert,pydantic-core,ml-dtypes,simplejpeg
+run env "$wheels_only" "$VENV/bin/python" -m pip install --upgrade --no-cache-dir --disable-pip-version-check --root-user-action=ignore "${targets[@]}"
 if [[ -n ${cam:-} ]]; then
     # The apt simplejpeg that picamera2 imports is built for the system's numpy 1.x and
     # breaks ("numpy.dtype size changed") under the venv's numpy 2 (needed by OpenCV);
     # a PyPI simplejpeg, built for numpy 2, shadows it inside the venv.
-    run "$VENV/bin/python" -m pip install --upgrade --no-cache-dir --disable-pip-version-check --root-user-action=ignore "simplejpeg>=1.8.1"
+    run env "$wheels_only" "$VENV/bin/python" -m pip install --upgrade --no-cache-dir --disable-pip-version-check --root-user-action=ignore "simplejpeg>=1.8.1"
 fi
 [[ $DRY_RUN == yes || -x $VENV/bin/vanity ]] || die "$VENV/bin/vanity missing after pip install"
 
