@@ -55,7 +55,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,11 +81,11 @@ from edge.contract import (
     mouth_matrix,
     warp_crop,
 )
-from training.real_sources import SPLITS, SampleError, Split, read_rgb
+from training.real_sources import IMAGE_EXTS, SPLITS, SampleError, Split, fit_mask, read_mask, read_rgb
+from training.real_sources import RealItem as _Item
 
 SourceKind = Literal["synth", "lapa", "celebamask", "celebahair", "lfw", "teacher", "folder"]
 KINDS: tuple[str, ...] = ("synth", "lapa", "celebamask", "celebahair", "lfw", "teacher", "folder")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 CELEBAMASK_ORDER: tuple[str, ...] = (
     "skin",
@@ -145,11 +145,6 @@ class DataSource:
     count: int | None = None
     repeat: int = 1
     split: Split = "all"
-
-    def _replace_split(self, split: Split) -> DataSource:
-        from dataclasses import replace
-
-        return replace(self, split=split)
 
     def __str__(self) -> str:
         base = f"{self.kind}:{self.count if self.kind == 'synth' else self.path}"
@@ -296,17 +291,6 @@ def mouth_crop_sample(
     return img, np.ascontiguousarray(lab[::stride, ::stride])
 
 
-def _read_mask(path: Path, what: str = "mask") -> np.ndarray:
-    import cv2
-
-    if not path.is_file():
-        raise SampleError(f"{what} missing ({path})")
-    m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if m is None:
-        raise SampleError(f"{what} unreadable ({path})")
-    return m
-
-
 def _check_labels(labels: np.ndarray, image: np.ndarray, mask_path: Path) -> np.ndarray:
     if labels.ndim != 2:
         raise SampleError(f"mask must be single-channel class ids, got shape {labels.shape} ({mask_path})")
@@ -323,16 +307,9 @@ def _check_labels(labels: np.ndarray, image: np.ndarray, mask_path: Path) -> np.
     return labels
 
 
-class _Item(NamedTuple):
-    """A sample on disk: where it is and how to read it."""
-
-    key: Path  # the path reported for this sample
-    load: Callable[[], tuple[np.ndarray, np.ndarray]]  # -> (RGB image, full-res labels)
-
-
 def _load_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
     img = read_rgb(image_path)
-    lab = _read_mask(mask_path)
+    lab = read_mask(mask_path)
     return img, _check_labels(lab, img, mask_path)
 
 
@@ -349,7 +326,6 @@ def _lapa_items(root: Path, split: str) -> list[_Item]:
 
 
 def _celebamask_load(img_path: Path, anno: Path, idx: int) -> tuple[np.ndarray, np.ndarray]:
-    import cv2
 
     img = read_rgb(img_path)
     folder = anno / str(idx // 2000)
@@ -359,7 +335,7 @@ def _celebamask_load(img_path: Path, anno: Path, idx: int) -> tuple[np.ndarray, 
         p = folder / f"{idx:05d}_{part}.png"
         if not p.is_file():
             continue
-        m = _read_mask(p, "part mask")
+        m = read_mask(p, "part mask")
         if m.ndim == 3:
             m = m[..., 0]
         if labels is None:
@@ -372,14 +348,8 @@ def _celebamask_load(img_path: Path, anno: Path, idx: int) -> tuple[np.ndarray, 
             labels[m > 127] = CLASS_ID[cls]
     if labels is None or found == 0:
         raise SampleError(f"no part masks found ({folder / f'{idx:05d}_*.png'})")
-    if img.shape[:2] != labels.shape:
-        h, w = labels.shape
-        ih, iw = img.shape[:2]
-        # CelebAMask-HQ ships 1024 px photos with 512 px masks; any other ratio is a mismatch.
-        if ih * w != iw * h or ih < h:
-            raise SampleError(f"mask size {labels.shape[::-1]} does not match image size {img.shape[1::-1]}")
-        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-    return img, labels
+    # CelebAMask-HQ ships 1024 px photos with 512 px masks.
+    return fit_mask(img, labels, folder), labels
 
 
 def _celebamask_items(root: Path) -> list[_Item]:
@@ -415,33 +385,37 @@ def _source_items(src: DataSource) -> list[_Item]:
     assert src.path is not None
     if src.kind == "celebamask":
         if (src.path / "images").is_dir() and (src.path / "masks").is_dir():
-            return [_Item(*it) for it in rs.celebamask_palette_items(src.path, src.split)]
+            return rs.celebamask_palette_items(src.path, src.split)
         if src.split != "all":
             raise ValueError(f"{src}: the per-part CelebAMask-HQ layout has no hold-out split")
         return _celebamask_items(src.path)
     if src.kind == "celebahair":
-        return [_Item(*it) for it in rs.celebahair_items(src.path, src.split)]
+        return rs.celebahair_items(src.path, src.split)
     if src.kind == "lfw":
-        return [_Item(*it) for it in rs.lfw_items(src.path, src.split)]
+        return rs.lfw_items(src.path, src.split)
     if src.kind == "teacher":
-        return [_Item(*it) for it in rs.teacher_items(src.path, src.split)]
+        return rs.teacher_items(src.path, src.split)
     if src.split != "all":
         raise ValueError(f"{src}: a folder source has no hold-out split")
     return _folder_items(src.path)
 
 
-def _held_out_copies(sources: Sequence[DataSource]) -> set[Path]:
-    """Photos of any source that copy a photo another source holds out (CelebA-HQ recurs across sets)."""
+def _drop_held_out_copies(sources: Sequence[DataSource], listed: dict[int, list[_Item]]) -> None:
+    """Drop (in place) the listed photos that copy a photo some ``@train`` source holds out.
+
+    CelebA-HQ faces recur across CelebA-derived sets, so a face held out of one source
+    could otherwise reach training through another.
+    """
+    from dataclasses import replace
+
     from training.real_sources import near_duplicates
 
-    held: list[Path] = []
-    for src in sources:
-        if src.split == "train":
-            held += [it.key for it in _source_items(src._replace_split("holdout"))]
+    held = [it.key for src in sources if src.split == "train" for it in _source_items(replace(src, split="holdout"))]
     if not held:
-        return set()
-    candidates = [it.key for src in sources if src.kind not in ("synth", "lapa") for it in _source_items(src)]
-    return near_duplicates(candidates, held)
+        return
+    copies = near_duplicates([it.key for items in listed.values() for it in items], held)
+    for k, items in listed.items():
+        listed[k] = [it for it in items if it.key not in copies]
 
 
 # --------------------------------------------------------------------------- loading and summary
@@ -646,10 +620,12 @@ def load_split(
         return _MEMO[key]
     sources = parse_spec(spec)
     for src in sources:
-        if src.kind not in ("synth", "lapa") and src.path is not None and not src.path.exists():
+        if src.path is not None and not src.path.exists():
             raise FileNotFoundError(f"{src}: path does not exist")
+    # Each real source's photos, listed once (LaPa keeps its own split and is listed below).
+    listed = {k: _source_items(src) for k, src in enumerate(sources) if src.kind not in ("synth", "lapa")}
+    _drop_held_out_copies(sources, listed)
     summary = DataSummary(spec)
-    excluded = _held_out_copies(sources)
     trains, vals = [], []
     for salt, src in enumerate(sources):
         s = SourceSummary(str(src))
@@ -663,8 +639,6 @@ def load_split(
             s.found = src.count
         else:
             assert src.path is not None
-            if not src.path.exists():
-                raise FileNotFoundError(f"{src}: path does not exist")
             if src.kind == "lapa":
                 tr_items, va_items = _lapa_items(src.path, "train"), _lapa_items(src.path, "val")
                 if not tr_items and not va_items:
@@ -673,7 +647,7 @@ def load_split(
                 tr = _prepare_items(tr_items, geometry, size, strict, summary, s)
                 va = _prepare_items(va_items, geometry, size, strict, summary, s)
             else:
-                items = [it for it in _source_items(src) if it.key not in excluded]
+                items = listed[salt]
                 s.found = len(items)
                 # Split by photo, so a face's mouth view never lands on the other side of the split.
                 ti, vi = _split_indices(len(items), val_fraction, seed, salt)

@@ -113,7 +113,7 @@ def evaluate(parser, detector, analysis_cfg, spec: str, limit: int | None = None
 
     out = []
     for src in parse_spec(spec):
-        if src.kind not in SCORED or src.kind in ("folder", "lapa"):
+        if src.kind not in SCORED:
             raise ValueError(f"{src}: vanity eval reads celebamask, lfw, celebahair or teacher sources")
         assert src.path is not None
         if not src.path.exists():

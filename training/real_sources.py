@@ -75,6 +75,9 @@ _PALETTE_LUT = np.full(256, IGNORE, np.uint8)
 for _k, _v in CELEBAMASK_PALETTE_TO_CLASS.items():
     _PALETTE_LUT[_k] = _v
 
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+"""Photo file extensions every reader accepts."""
+
 HOLDOUT_MODULUS = 5
 """A CelebAMask-HQ photo is held out when crc32(its name) % HOLDOUT_MODULUS == 0."""
 
@@ -105,14 +108,15 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _read_mask(path: Path, flags: int | None = None) -> np.ndarray:
+def read_mask(path: Path, what: str = "mask", flags: int | None = None) -> np.ndarray:
+    """A mask file as OpenCV reads it (unchanged unless ``flags``); raises SampleError when missing or unreadable."""
     import cv2
 
     if not path.is_file():
-        raise SampleError(f"mask missing ({path})")
+        raise SampleError(f"{what} missing ({path})")
     m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED if flags is None else flags)
     if m is None:
-        raise SampleError(f"mask unreadable ({path})")
+        raise SampleError(f"{what} unreadable ({path})")
     return m
 
 
@@ -131,7 +135,7 @@ def _read_palette(path: Path) -> np.ndarray:
         raise SampleError(f"mask unreadable ({path}): {e}") from None
 
 
-def _fit_mask(image: np.ndarray, labels: np.ndarray, path: Path) -> np.ndarray:
+def fit_mask(image: np.ndarray, labels: np.ndarray, path: Path) -> np.ndarray:
     """Resize the image to its mask when they differ by a whole factor (1024 px photos, 512 px masks)."""
     import cv2
 
@@ -276,38 +280,47 @@ def celebamask_palette_items(root: Path, split: Split = "all") -> list[RealItem]
         if int(raw.max(initial=0)) >= len(CELEBAMASK_PALETTE_TO_CLASS):
             raise SampleError(f"palette id {int(raw.max())} out of range 0..18 ({m})")
         lab = _sides_by_position(_PALETTE_LUT[raw])
-        return _fit_mask(img, lab, m), lab
+        return fit_mask(img, lab, m), lab
 
     out = []
     for p in sorted(imgs.iterdir()):
-        if p.suffix.lower() in (".jpg", ".jpeg", ".png") and _keep(split, _holdout_name(p.stem)):
+        if p.suffix.lower() in IMAGE_EXTS and _keep(split, _holdout_name(p.stem)):
             out.append(RealItem(p, lambda p=p, m=masks / (p.stem + ".png"): load(p, m)))
     return out
 
 
-def celebahair_items(root: Path, split: Split = "all", cache: TeacherCache | None = None) -> list[RealItem]:
-    """CelebA-HQ hair masks, completed by the teacher: human hair wins, the rest is the teacher's face."""
+def _hair_pairs(root: Path, split: Split) -> list[tuple[Path, Path]]:
+    """(photo, hair mask) pairs of the hair-mask layout in a split; ``test/`` is the hold-out."""
     folders = [s for s in ("train", "val", "test") if (root / s / "original").is_dir()]
     if not folders:
         raise FileNotFoundError(f"{root}: not a hair-mask folder (expected train/original/ and train/mask/)")
+    return [
+        (p, root / s / "mask" / f"{p.stem}_hair.png")
+        for s in folders
+        if _keep(split, s == "test")
+        for p in sorted((root / s / "original").iterdir())
+        if p.suffix.lower() in IMAGE_EXTS
+    ]
+
+
+def _hair_load(p: Path, m: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The photo (at its mask's size) and whether each pixel is hair."""
+    hair = read_mask(m, flags=0) > 127  # 0: cv2.IMREAD_GRAYSCALE
+    return fit_mask(read_rgb(p), hair, m), hair
+
+
+def celebahair_items(root: Path, split: Split = "all", cache: TeacherCache | None = None) -> list[RealItem]:
+    """CelebA-HQ hair masks, completed by the teacher: human hair wins, the rest is the teacher's face."""
+    pairs = _hair_pairs(root, split)
     cache = cache or TeacherCache()
 
     def load(p: Path, m: Path) -> tuple[np.ndarray, np.ndarray]:
-        img = read_rgb(p)
-        hair = _read_mask(m, 0)  # cv2.IMREAD_GRAYSCALE
-        img = _fit_mask(img, hair, m)
+        img, hair = _hair_load(p, m)
         lab = cache.labels(p, img).copy()
-        lab[hair > 127] = CLASS_ID["hair"]
+        lab[hair] = CLASS_ID["hair"]
         return img, lab
 
-    pairs = []
-    for s in folders:
-        if not _keep(split, s == "test"):
-            continue
-        for p in sorted((root / s / "original").iterdir()):
-            if p.suffix.lower() in (".jpg", ".jpeg", ".png"):
-                pairs.append((p, root / s / "mask" / f"{p.stem}_hair.png"))
-    cache.fill([(p, lambda p=p: read_rgb(p)) for p, _ in pairs], "celebahair")
+    cache.fill([(p, lambda p=p, m=m: _hair_load(p, m)[0]) for p, m in pairs], "celebahair")
     return [RealItem(p, lambda p=p, m=m: load(p, m)) for p, m in pairs]
 
 
@@ -321,36 +334,42 @@ def lfw_parts(mask_bgr: np.ndarray) -> np.ndarray:
     return np.argmax(rgb, axis=-1).astype(np.uint8)
 
 
-def lfw_items(root: Path, split: Split = "all", cache: TeacherCache | None = None) -> list[RealItem]:
-    """LFW with Part Labels: human hair and background win; face pixels take the teacher's part."""
+def _lfw_pairs(root: Path, split: Split) -> list[tuple[Path, Path]]:
+    """(photo, part label) pairs listed by LFW Part Labels; every photo of a ``validation.txt`` person is held out."""
     lists = {n: root / f"{n}.txt" for n in ("train", "validation")}
     if not all(p.is_file() for p in lists.values()):
         raise FileNotFoundError(f"{root}: not an LFW Part Labels folder (expected train.txt and validation.txt)")
-    cache = cache or TeacherCache()
-
-    def person(rel: str) -> str:
-        return Path(rel).parent.name
-
     rows: dict[str, list[tuple[Path, Path]]] = {}
     for name, path in lists.items():
         for line in path.read_text().splitlines():
             cols = line.split()
             if len(cols) == 2:
                 rows.setdefault(name, []).append((root / cols[0], root / cols[1]))
-    held = {person(str(p.relative_to(root))) for p, _ in rows.get("validation", [])}
-    pairs = [
+    held = {p.parent.name for p, _ in rows.get("validation", [])}
+    return [
         (p, m)
         for name in ("train", "validation")
         for p, m in rows.get(name, [])
-        if _keep(split, person(str(p.relative_to(root))) in held) and p.is_file()
+        if _keep(split, p.parent.name in held) and p.is_file()
     ]
 
+
+def _lfw_load(p: Path, m: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The photo and its part labels as 0 hair, 1 face, 2 background per pixel."""
+    img = read_rgb(p)
+    raw = read_mask(m)
+    if raw.ndim != 3 or raw.shape[:2] != img.shape[:2]:
+        raise SampleError(f"part label must be an RGB image of the photo's size, got shape {raw.shape} ({m})")
+    return img, lfw_parts(raw[..., :3])
+
+
+def lfw_items(root: Path, split: Split = "all", cache: TeacherCache | None = None) -> list[RealItem]:
+    """LFW with Part Labels: human hair and background win; face pixels take the teacher's part."""
+    pairs = _lfw_pairs(root, split)
+    cache = cache or TeacherCache()
+
     def load(p: Path, m: Path) -> tuple[np.ndarray, np.ndarray]:
-        img = read_rgb(p)
-        raw = _read_mask(m)
-        if raw.ndim != 3 or raw.shape[:2] != img.shape[:2]:
-            raise SampleError(f"part label must be an RGB image of the photo's size, got shape {raw.shape} ({m})")
-        parts = lfw_parts(raw[..., :3])
+        img, parts = _lfw_load(p, m)
         lab = cache.labels(p, img).copy()
         for ch, cls in LFW_COLOURS.items():
             lab[parts == ch] = cls
@@ -368,7 +387,7 @@ def teacher_items(root: Path, split: Split = "all", cache: TeacherCache | None =
     if split != "all":
         raise ValueError(f"teacher:{root} has no hold-out split; use the whole folder")
     cache = cache or TeacherCache()
-    photos = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    photos = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
 
     def load(p: Path) -> tuple[np.ndarray, np.ndarray]:
         img = read_rgb(p)
@@ -438,8 +457,6 @@ SCORED: dict[str, Scored] = {
     "lfw": Scored("lfw", {"face": FACE_IDS, "hair": PART_GROUPS["hair"], "background": PART_GROUPS["background"]}),
     "celebahair": Scored("celebahair", {"hair": PART_GROUPS["hair"]}),
     "teacher": Scored("teacher", {g: v for g, v in PART_GROUPS.items() if g not in ("hair", "background")}),
-    "folder": Scored("folder", PART_GROUPS),
-    "lapa": Scored("lapa", PART_GROUPS),
 }
 """Per source kind, the groups its labels can score. LFW's "face" is skin with every part on it
 (its green); the hair set says only hair or not; the teacher has no opinion on hair."""
@@ -455,45 +472,20 @@ def human_items(kind: str, root: Path, split: Split = "all") -> list[RealItem]:
     if kind == "celebamask":
         return celebamask_palette_items(root, split)
     if kind == "lfw":
-        lfw = lfw_items(root, split, cache=_NoTeacher())
-        return [RealItem(it.key, _lfw_human(it.key, root)) for it in lfw]
+        lut = np.array([CLASS_ID["hair"], CLASS_ID["skin"], CLASS_ID["background"]], np.uint8)
+
+        def lfw(p: Path, m: Path) -> tuple[np.ndarray, np.ndarray]:
+            img, parts = _lfw_load(p, m)
+            return img, lut[parts]
+
+        return [RealItem(p, lambda p=p, m=m: lfw(p, m)) for p, m in _lfw_pairs(root, split)]
     if kind == "celebahair":
-        hair = celebahair_items(root, split, cache=_NoTeacher())
-        return [RealItem(it.key, _hair_human(it.key)) for it in hair]
+
+        def hair(p: Path, m: Path) -> tuple[np.ndarray, np.ndarray]:
+            img, is_hair = _hair_load(p, m)
+            return img, np.where(is_hair, CLASS_ID["hair"], CLASS_ID["background"]).astype(np.uint8)
+
+        return [RealItem(p, lambda p=p, m=m: hair(p, m)) for p, m in _hair_pairs(root, split)]
     if kind == "teacher":
         return teacher_items(root, split)
     raise ValueError(f"{kind}: no human-label reader (use celebamask, lfw, celebahair or teacher)")
-
-
-class _NoTeacher(TeacherCache):
-    """A cache that never labels (the human-only readers list items without the teacher)."""
-
-    def fill(self, items, desc):
-        return 0
-
-
-def _lfw_human(image_path: Path, root: Path) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
-    mask = root / "parts_lfw_funneled_gt" / f"{image_path.stem}.png"
-
-    def load() -> tuple[np.ndarray, np.ndarray]:
-        img = read_rgb(image_path)
-        raw = _read_mask(mask)
-        if raw.ndim != 3 or raw.shape[:2] != img.shape[:2]:
-            raise SampleError(f"part label must be an RGB image of the photo's size, got shape {raw.shape} ({mask})")
-        parts = lfw_parts(raw[..., :3])
-        lab = np.array([CLASS_ID["hair"], CLASS_ID["skin"], CLASS_ID["background"]], np.uint8)[parts]
-        return img, lab
-
-    return load
-
-
-def _hair_human(image_path: Path) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
-    mask = image_path.parent.parent / "mask" / f"{image_path.stem}_hair.png"
-
-    def load() -> tuple[np.ndarray, np.ndarray]:
-        img = read_rgb(image_path)
-        hair = _read_mask(mask, 0)
-        img = _fit_mask(img, hair, mask)
-        return img, np.where(hair > 127, CLASS_ID["hair"], CLASS_ID["background"]).astype(np.uint8)
-
-    return load
