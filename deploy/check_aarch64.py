@@ -70,6 +70,8 @@ AGREEMENT = 0.995
 """Fraction of pixels whose aarch64 label must equal the x86 one, per image."""
 
 VENV = "/opt/vanity/.venv"  # where deploy/install-pi.sh puts it
+PI_PIP_INSTALL = (f"{VENV}/bin/python", "-m", "pip", "install", "--disable-pip-version-check", "--no-index")
+"""The Pi's own pip, offline: it installs only the wheels the check put there."""
 NICE = 15  # the machine is shared: emulation and builds yield to other work
 WHEELS_DAYS = float(os.environ.get("VANITY_AARCH64_WHEELS_DAYS", "7"))
 """Age after which the wheel set is resolved again from PyPI."""
@@ -365,12 +367,7 @@ def build_venv(root: Path, wheels: Path, mode: str, suite: str) -> Path:
     pi.run(["python3", "-m", "venv", "--system-site-packages", VENV], log_to=RUN / "logs" / f"venv-{suite}.log")
     pi.run(
         [
-            f"{VENV}/bin/python",
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-index",
+            *PI_PIP_INSTALL,
             "--find-links",
             "/mnt/wheels",
             *runtime_requirements(),
@@ -498,12 +495,7 @@ def check(args: argparse.Namespace) -> int:
         with tm("arm install"):
             pi.run(
                 [
-                    f"{VENV}/bin/python",
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--no-index",
+                    *PI_PIP_INSTALL,
                     "--no-deps",
                     "--force-reinstall",
                     f"/mnt/run/dist/{whl.name}",
