@@ -24,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-CARDS: dict[str, float] = {"grey18": 0.18, "white": 0.85}
+PAPER_WHITE = 0.85
+"""Reflectance of plain white copier paper: a Monk swatch is a skin colour relative to it."""
+
+CARDS: dict[str, float] = {"grey18": 0.18, "white": PAPER_WHITE}
 """Documented card -> reflectance (linear, 0..1)."""
 
 CENTRE_FRACTION = 0.3

@@ -228,8 +228,10 @@ def measure_tone(frame_rgb: np.ndarray, face: FaceAnalysis, calibration=None) ->
     lin = _linear_lut()[pixels].astype(np.float64)
 
     if calibration is not None:
-        # The card turned camera values into reflectance; a Monk swatch is skin relative to white paper (0.85).
-        gains = np.asarray(calibration.gains, np.float64) / 0.85
+        from edge.calibration import PAPER_WHITE
+
+        # The card turned camera values into reflectance; a Monk swatch is skin relative to white paper.
+        gains = np.asarray(calibration.gains, np.float64) / PAPER_WHITE
         reference = "calibration"
     else:
         # The light, from the rest of the scene, subsampled to ~160 pixels across (plain decimation:
