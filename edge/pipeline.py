@@ -206,15 +206,14 @@ class Mirror:
         self.analyzer.mouth_wanted = not self.session.compare and any(
             layer.kind == "lipstick" and layer.intensity > 0 for layer in getattr(look, "layers", ())
         )
-        face = self.analyzer.analyze(frame, now)
-        st = self.analyzer.last
+        face, st = self.analyzer.analyze(frame, now)
         if st.skipped:  # idle frame: the detector rested, nothing was measured
             return face
         if st.detected:
             self.stats.add("detect", st.detect)
-        self.stats.add("analyze", st.crop + st.infer + st.post + st.mouth + (st.detect if st.detected else 0.0))
+        self.stats.add("analyze", st.total)
         if not st.detected or face is not None:
-            self.stats.add("analyze_track", st.crop + st.infer + st.post + st.mouth)
+            self.stats.add("analyze_track", st.track)
         self.stats.add("infer", st.infer)
         if st.mouth:
             self.stats.add("mouth", st.mouth)

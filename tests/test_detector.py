@@ -280,10 +280,10 @@ def test_lost_track_is_reacquired_in_the_same_frame():
     det = _Stub([Detection(FaceBox(320.0, 240.0, 180.0, 0.0), 0.9)])
     an = Analyzer(_Flaky({2}), det, cfg.analysis)
     frame = synthetic_frame()
-    assert an.analyze(frame) is not None and det.calls == 1
-    assert an.analyze(frame) is not None, "lost track not re-acquired within the frame"
+    assert an.analyze(frame).face is not None and det.calls == 1
+    assert an.analyze(frame).face is not None, "lost track not re-acquired within the frame"
     assert det.calls == 2
-    assert an.analyze(frame) is not None and det.calls == 2  # tracking again: no detector
+    assert an.analyze(frame).face is not None and det.calls == 2  # tracking again: no detector
 
 
 def test_acquisition_takes_the_eyes_roll_and_serves_one_customer():
@@ -293,5 +293,5 @@ def test_acquisition_takes_the_eyes_roll_and_serves_one_customer():
     customer = Detection(FaceBox(330.0, 250.0, 170.0, -25.0), 0.8)
     det = _Stub([side, customer])
     an = Analyzer(FakeParser(), det, cfg.analysis)
-    fa = an.analyze(synthetic_frame())
+    fa = an.analyze(synthetic_frame()).face
     assert fa is not None and fa.box == customer.box

@@ -190,7 +190,7 @@ def test_tracking_converges_on_a_still_photo(default_model, photos):
     img = photos["astronaut"]
     boxes = []
     for i in range(30):
-        fa = an.analyze(img, now=i / 30)
+        fa = an.analyze(img, now=i / 30).face
         assert fa is not None, f"face lost at frame {i}"
         boxes.append(fa.box)
     assert an.detections == 1

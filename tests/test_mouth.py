@@ -14,7 +14,6 @@ from edge.analysis import (
     keep_one_mouth,
     labels_to_image,
     mouth_center,
-    mouth_window,
 )
 from edge.config import load_config
 from edge.contract import CLASS_ID, CLASSES, CropGeometry, FaceBox, MouthCrop, crop_matrix, invert_affine, mouth_matrix
@@ -22,7 +21,7 @@ from edge.detectors.fake import FakeDetector
 from edge.makeup import LayerSpec, Look, Renderer
 from edge.makeup.synthetic import synthetic_face
 from edge.runtime.fake import FakeParser
-from edge.types import FaceAnalysis, MouthView
+from edge.types import FaceAnalysis, MouthView, mouth_window
 from tests.conftest import synthetic_frame
 
 N = len(CLASSES)
@@ -78,9 +77,9 @@ def test_tracker_refines_every_frame_and_times_it():
     parser = FakeParser(mouth=True)
     an = Analyzer(parser, FakeDetector(cfg.detector), cfg.analysis)
     for i in range(5):
-        face = an.analyze(synthetic_frame(seed=i), now=i / 30)
+        face, times = an.analyze(synthetic_frame(seed=i), now=i / 30)
         assert face is not None and face.mouth is not None
-        assert an.last.mouth > 0.0
+        assert times.mouth > 0.0
     assert parser.calls == 10  # one face pass and one mouth pass per frame
 
 

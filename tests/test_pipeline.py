@@ -173,5 +173,5 @@ def test_detector_rests_when_nobody_is_there():
     an = Analyzer(FakeParser(), det, cfg.analysis)
     frame = synthetic_frame(face=False)
     for _ in range(9):
-        assert an.analyze(frame) is None
+        assert an.analyze(frame).face is None
     assert det.calls == 3

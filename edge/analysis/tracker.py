@@ -1,0 +1,249 @@
+"""The live tracker: acquire with a detector, then track from the parser's own output.
+
+The detector is the expensive, rare path. Once a face is found, each frame's
+class map gives the face box for the next frame's crop (as MediaPipe's face
+mesh does); a One-Euro filter on the box and an EMA on the class
+probabilities (in crop space) keep the masks still on a still face.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from edge.analysis.parse import (
+    ParsedFace,
+    keep_one_mouth,
+    mouth_target,
+    parse_crop,
+    parse_mouth,
+    read_face,
+    settle_mouth,
+)
+from edge.contract import CropGeometry, FaceBox
+from edge.detectors import Detector, primary_face
+from edge.types import FaceAnalysis, MouthView
+
+if TYPE_CHECKING:
+    from edge.config import AnalysisConfig
+    from edge.runtime.base import Parser
+
+log = logging.getLogger(__name__)
+
+
+class OneEuro:
+    """One-Euro filter (Casiez et al. 2012): little jitter when still, little lag when moving."""
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0):
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self._x: float | None = None
+        self._dx = 0.0
+        self._t = 0.0
+
+    @staticmethod
+    def _alpha(cutoff: float, dt: float) -> float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, x: float, t: float) -> float:
+        """Filter sample x taken at monotonic time t."""
+        if self._x is None:
+            self._x, self._t = x, t
+            return x
+        dt = max(t - self._t, 1e-3)
+        dx = (x - self._x) / dt
+        a_d = self._alpha(self.d_cutoff, dt)
+        self._dx = a_d * dx + (1 - a_d) * self._dx
+        cutoff = self.min_cutoff + self.beta * abs(self._dx)
+        a = self._alpha(cutoff, dt)
+        self._x = a * x + (1 - a) * self._x
+        self._t = t
+        return self._x
+
+    def reset(self) -> None:
+        """Forget the history (a new face)."""
+        self._x = None
+        self._dx = 0.0
+
+
+@dataclass
+class StageTimes:
+    """Milliseconds spent in each analysis stage for one frame.
+
+    Attributes:
+        detect: the detector's full-frame pass (acquisition), when it ran.
+        crop: cutting the face crop.
+        infer: the parser on the face crop.
+        post: reading the class map and smoothing the face box.
+        mouth: the mouth refinement pass (its crop and inference), when it ran.
+        detected: whether the detector ran this frame.
+        skipped: an idle frame: no face was tracked and the detector rested.
+    """
+
+    detect: float = 0.0
+    crop: float = 0.0
+    infer: float = 0.0
+    post: float = 0.0
+    mouth: float = 0.0
+    detected: bool = False
+    skipped: bool = False
+
+    @property
+    def track(self) -> float:
+        """Milliseconds of the tracking path: crop, parse, read and mouth pass (no detector)."""
+        return self.crop + self.infer + self.post + self.mouth
+
+    @property
+    def total(self) -> float:
+        """Milliseconds of the whole analysis, the detector's pass included when it ran."""
+        return self.crop + self.infer + self.post + self.mouth + (self.detect if self.detected else 0.0)
+
+
+class TrackResult(NamedTuple):
+    """One frame's analysis: the tracked face (None when no face is present) and what each stage cost."""
+
+    face: FaceAnalysis | None
+    times: StageTimes
+
+
+class Analyzer:
+    """Detect, track, crop, parse and smooth; one instance per stream."""
+
+    def __init__(
+        self, parser: Parser, detector: Detector, cfg: AnalysisConfig, geometry: CropGeometry | None = None
+    ) -> None:
+        """Build from a loaded parser, a detector and an ``AnalysisConfig``."""
+        self.parser = parser
+        self.detector = detector
+        self.cfg = cfg
+        self.geometry = geometry or parser.metadata.crop
+        self._box: FaceBox | None = None
+        self._probs: np.ndarray | None = None
+        self._mouth_probs: np.ndarray | None = None
+        self._filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(4)]
+        self._mouth_filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(2)]
+        self._since_detect = 0
+        self._idle_skip = 0
+        self.mouth_wanted = True
+        """Whether anything needs the mouth pass now (the kiosk clears it while no lipstick is worn)."""
+        self.detections = 0
+
+    @property
+    def tracking(self) -> bool:
+        """Whether a face is being tracked (no detector needed next frame)."""
+        return self._box is not None
+
+    def set_parser(self, parser: Parser) -> None:
+        """Swap the model (hot-swap); the track is kept, smoothing restarts."""
+        self.parser = parser
+        self.geometry = parser.metadata.crop
+        self._probs = None
+        self._mouth_probs = None
+
+    def reset(self) -> None:
+        """Drop the track."""
+        self._box = None
+        self._probs = None
+        self._mouth_probs = None
+        for f in (*self._filters, *self._mouth_filters):
+            f.reset()
+
+    def _acquire(self, frame: np.ndarray, times: StageTimes) -> FaceBox | None:
+        """One detector pass over the whole frame; the customer's face box (with the eyes' roll), or None."""
+        t0 = time.monotonic()
+        found = self.detector.detect(frame)
+        times.detect += (time.monotonic() - t0) * 1e3
+        times.detected = True
+        self.detections += 1
+        self._since_detect = 0
+        best = primary_face(found, frame.shape[1], frame.shape[0])
+        return None if best is None else best.box
+
+    def analyze(self, frame: np.ndarray, now: float | None = None) -> TrackResult:
+        """Analyse one RGB frame: the face (None when no face is present) and the stage timings.
+
+        A face the tracker loses (its parse no longer finds one) is looked for
+        again with one detector pass on the same frame, so a customer who moved
+        fast is back without a lost frame.
+        """
+        times = StageTimes()
+        now = time.monotonic() if now is None else now
+        box = self._box
+        redetect = self.cfg.redetect_every and self._since_detect >= self.cfg.redetect_every
+        if box is None and self._idle_skip > 0:
+            # Nobody in view: look for a face only every few frames, to keep an idle kiosk cool.
+            self._idle_skip -= 1
+            times.skipped = True
+            return TrackResult(None, times)
+        fresh = False
+        if box is None or redetect:
+            found = self._acquire(frame, times)
+            if found is None and box is None:
+                self._idle_skip = self.cfg.idle_detect_every - 1
+                return TrackResult(None, times)
+            if found is not None and box is None:
+                box, fresh = found, True
+                for f in self._filters:
+                    f.reset()
+        assert box is not None  # a tracked box, or the one just acquired
+        self._since_detect += 1
+        parsed = self._parse(frame, box, times)
+        if parsed is None and not fresh:
+            log.debug("track lost at %s: re-acquiring within the frame", box)
+            self.reset()
+            box = self._acquire(frame, times)
+            parsed = None if box is None else self._parse(frame, box, times)
+        if parsed is None:
+            self.reset()
+            return TrackResult(None, times)
+        t0 = time.monotonic()
+        vals = [f(v, now) for f, v in zip(self._filters, parsed.found, strict=True)]
+        self._box = FaceBox(*vals)
+        times.post += (time.monotonic() - t0) * 1e3
+        parsed.analysis.mouth = self._refine_mouth(frame, self._box, parsed.analysis, times, now)
+        return TrackResult(parsed.analysis, times)
+
+    def _parse(self, frame: np.ndarray, box: FaceBox, times: StageTimes) -> ParsedFace | None:
+        """The shared parse step, with the class probabilities smoothed in crop space."""
+        crop = parse_crop(self.parser, frame, box, self.geometry)
+        times.crop += crop.crop_ms
+        times.infer += crop.infer_ms
+        t0 = time.monotonic()
+        if crop.face < self.cfg.face_threshold:
+            times.post += (time.monotonic() - t0) * 1e3
+            return None
+        a = self.cfg.mask_ema
+        probs = crop.probs if self._probs is None else a * crop.probs + (1 - a) * self._probs
+        self._probs = probs
+        # The class map's face box is the contract's face box; it gives the next frame's crop.
+        parsed = read_face(crop, keep_one_mouth(probs), self.cfg.min_face_pixels)
+        times.post += (time.monotonic() - t0) * 1e3
+        return parsed
+
+    def _refine_mouth(
+        self, frame: np.ndarray, box: FaceBox, analysis: FaceAnalysis, times: StageTimes, now: float
+    ) -> MouthView | None:
+        """The shared mouth pass, its crop's placement and class map smoothed like the face's."""
+        t0 = time.monotonic()
+        target = mouth_target(self.parser, self.cfg, analysis) if self.mouth_wanted else None
+        if target is None:  # no pass this frame: the next one starts its smoothing afresh
+            self._mouth_probs = None
+            for f in self._mouth_filters:
+                f.reset()
+            return None
+        # The crop's placement is filtered like the face box, so the EMA below blends aligned maps.
+        centre = (self._mouth_filters[0](target.centre[0], now), self._mouth_filters[1](target.centre[1], now))
+        view = parse_mouth(self.parser, frame, box, centre, target.crop)
+        # The mouth crop follows the lips, so its class map is smoothed in its own space, like the face's.
+        if self._mouth_probs is not None and self._mouth_probs.shape == view.probs.shape:
+            a = self.cfg.mask_ema
+            view.probs = a * view.probs + (1 - a) * self._mouth_probs
+        self._mouth_probs = view.probs
+        view = settle_mouth(view)
+        times.mouth = (time.monotonic() - t0) * 1e3
+        return view
