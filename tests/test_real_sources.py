@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from edge.contract import CLASS_ID, IGNORE
+from edge.drawn import FACE_LAYOUT, draw_face_labels
 from training import real_sources as rs
 from training.data import load_split, parse_spec
 
@@ -28,18 +29,7 @@ TO_PALETTE = {0: 0, 1: 1, 6: 2, 5: 4, 4: 5, 3: 6, 2: 7, 8: 10, 7: 11, 9: 12, 10:
 def draw_face(size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A drawn face photo and its contract labels (image-left eye on the left)."""
     rng = np.random.default_rng(seed)
-    lab = np.zeros((size, size), np.uint8)
-    s = size / 256
-    c = (int(128 * s), int(135 * s))
-    cv2.ellipse(lab, (c[0], int(80 * s)), (int(85 * s), int(60 * s)), 0, 0, 360, CLASS_ID["hair"], -1)
-    cv2.ellipse(lab, c, (int(62 * s), int(80 * s)), 0, 0, 360, CLASS_ID["skin"], -1)
-    for side, brow, eye in ((-1, "left_eyebrow", "left_eye"), (1, "right_eyebrow", "right_eye")):
-        x = c[0] + side * int(25 * s)
-        cv2.ellipse(lab, (x, int(100 * s)), (int(14 * s), int(4 * s)), 0, 0, 360, CLASS_ID[brow], -1)
-        cv2.ellipse(lab, (x, int(115 * s)), (int(10 * s), int(5 * s)), 0, 0, 360, CLASS_ID[eye], -1)
-    cv2.ellipse(lab, (c[0], int(140 * s)), (int(8 * s), int(16 * s)), 0, 0, 360, CLASS_ID["nose"], -1)
-    cv2.ellipse(lab, (c[0], int(172 * s)), (int(22 * s), int(5 * s)), 0, 180, 360, CLASS_ID["upper_lip"], -1)
-    cv2.ellipse(lab, (c[0], int(172 * s)), (int(22 * s), int(7 * s)), 0, 0, 180, CLASS_ID["lower_lip"], -1)
+    lab = draw_face_labels(size)
     colours = rng.integers(20, 235, (11, 3)).astype(np.uint8)
     colours[CLASS_ID["skin"]] = (205, 160, 135)
     img = colours[lab]
@@ -193,10 +183,14 @@ def test_lfw_human_labels_win_and_people_are_held_out(tmp_path):
 def test_teacher_band_blurs_part_edges_only(tmp_path):
     """Guards against training on the teacher's part outlines, which are about a pixel off."""
     _, lab = draw_face()
-    banded = rs.ignore_band(lab.copy(), face_width=124)
+    s = lab.shape[0] / 64  # the drawn layout's units
+    part = {p.cls: p for p in FACE_LAYOUT}
+    nose, lip = part["nose"], part["upper_lip"]
+    banded = rs.ignore_band(lab.copy(), face_width=2 * part["skin"].ax * s)
     assert (banded[lab != banded] == IGNORE).all()
-    assert banded[135, 128] == CLASS_ID["nose"]  # the middle of a part is kept
-    assert banded[172, 128 - 22] == IGNORE  # the lips' corner is not
+    assert banded[round(nose.cy * s), round(nose.cx * s)] == CLASS_ID["nose"]  # the middle of a part is kept
+    corner = round(lip.cy * s), round((lip.cx - lip.ax) * s)
+    assert lab[corner] == CLASS_ID["upper_lip"] and banded[corner] == IGNORE  # the lips' corner is not
 
 
 def test_hair_set_says_hair_or_not_only(tmp_path):

@@ -6,34 +6,14 @@ import cv2
 import numpy as np
 
 from edge.contract import CLASS_ID, CLASSES, CropGeometry, FaceBox, crop_matrix
+from edge.drawn import draw_face_labels
 from edge.makeup.base import hex_to_rgb
 from edge.types import FaceAnalysis
 
-# (cx, cy, ax, ay, class) on a 64-pixel class map, painted in order (later wins).
-_LAYOUT: tuple[tuple[float, float, float, float, str], ...] = (
-    (32, 20, 26, 16, "hair"),
-    (32, 33, 20, 23, "skin"),
-    (24, 22.5, 5.5, 1.4, "left_eyebrow"),
-    (40, 22.5, 5.5, 1.4, "right_eyebrow"),
-    (24, 29, 4, 2, "left_eye"),
-    (40, 29, 4, 2, "right_eye"),
-    (32, 36, 3, 5, "nose"),
-    (32, 44, 7.5, 2.2, "upper_lip"),
-    (32, 47.5, 7, 2.5, "lower_lip"),
-    (32, 45.6, 5, 1.1, "inner_mouth"),
-)
-
 
 def synthetic_labels(size: int = 64) -> np.ndarray:
-    """Label map (size x size, uint8) of a frontal face with a slightly open mouth."""
-    lab = np.zeros((size, size), np.uint8)
-    s = size / 64.0
-    for cx, cy, ax, ay, cls in _LAYOUT:
-        # Drawn with 4 fractional bits so sub-pixel sizes are honoured.
-        centre = (round(cx * s * 16), round(cy * s * 16))
-        axes = (round(ax * s * 16), round(ay * s * 16))
-        cv2.ellipse(lab, centre, axes, 0, 0, 360, CLASS_ID[cls], -1, cv2.LINE_8, 4)
-    return lab
+    """Label map (size x size, uint8) of a frontal face with a slightly open mouth (:data:`edge.drawn.FACE_LAYOUT`)."""
+    return draw_face_labels(size)
 
 
 def synthetic_face(

@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.contract import CLASS_ID, CLASSES, INPUT_SIZE, OUTPUT_STRIDE, BundleMetadata, MouthCrop, OutputSpec
+from edge.contract import CLASSES, INPUT_SIZE, OUTPUT_STRIDE, BundleMetadata, MouthCrop, OutputSpec
+from edge.drawn import draw_face_labels
 from edge.runtime.base import ParseOutput
 
 
 def fake_labels(size: int = INPUT_SIZE // OUTPUT_STRIDE) -> np.ndarray:
-    """A label map of a frontal face filling the crop as the contract's geometry implies."""
-    import cv2
-
-    lab = np.zeros((size, size), np.uint8)
-    s = size / 64.0
-
-    def ell(cx, cy, ax, ay, cls):
-        cv2.ellipse(lab, (round(cx * s), round(cy * s)), (round(ax * s), round(ay * s)), 0, 0, 360, CLASS_ID[cls], -1)
-
-    ell(32, 20, 26, 16, "hair")
-    ell(32, 33, 20, 23, "skin")
-    ell(24, 25, 5, 1.5, "left_eyebrow")
-    ell(40, 25, 5, 1.5, "right_eyebrow")
-    ell(24, 29, 4, 2, "left_eye")
-    ell(40, 29, 4, 2, "right_eye")
-    ell(32, 36, 3, 5, "nose")
-    ell(32, 44, 7, 1.5, "upper_lip")
-    ell(32, 47, 7, 2, "lower_lip")
-    return lab
+    """A label map of a frontal face filling the crop as the contract's geometry implies (the drawn face)."""
+    return draw_face_labels(size)
 
 
 class FakeParser:
