@@ -12,15 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge.analysis.parse import (
-    ParsedFace,
-    keep_one_mouth,
-    mouth_target,
-    parse_crop,
-    parse_mouth,
-    read_face,
-    settle_mouth,
-)
+import edge.analysis.parse as shared
 from edge.contract import FaceBox, MouthCrop, flip_permutation, invert_affine
 from edge.detectors import Detector
 from edge.runtime.base import ParseOutput
@@ -77,7 +69,7 @@ def parse_mouth_zooms(
     """The mouth pass at several crop sizes, averaged in the middle size's class-map space."""
     import cv2
 
-    views = [parse_mouth(parser, image, box._replace(size=box.size * z), centre, mouth) for z in zooms]
+    views = [shared.parse_mouth(parser, image, box._replace(size=box.size * z), centre, mouth) for z in zooms]
     ref = views[len(views) // 2]
     if len(views) == 1:  # no test-time augmentation: nothing to resample
         return ref
@@ -102,12 +94,12 @@ def _within(box: FaceBox, image: np.ndarray) -> FaceBox:
     return box._replace(size=min(box.size, 1.25 * max(image.shape[:2])))
 
 
-def _parse_at(parser: Parser, image: np.ndarray, box: FaceBox, cfg: AnalysisConfig) -> ParsedFace | None:
+def _parse_at(parser: Parser, image: np.ndarray, box: FaceBox, cfg: AnalysisConfig) -> shared.ParsedFace | None:
     """The shared parse step on the crop of ``box``, unsmoothed: None when the model sees no face there."""
-    crop = parse_crop(parser, image, box)
+    crop = shared.parse_crop(parser, image, box)
     if crop.face < cfg.face_threshold:
         return None
-    parsed = read_face(crop, crop.probs, cfg.min_face_pixels)
+    parsed = shared.read_face(crop, crop.probs, cfg.min_face_pixels)
     return None if parsed is None else parsed._replace(found=_within(parsed.found, image))
 
 
@@ -177,12 +169,12 @@ def analyze_still(
             log.debug("detection %s dropped: its crop does not parse as a face", found)
             continue
         cost, result, box = best
-        result.probs = keep_one_mouth(result.probs)
+        result.probs = shared.keep_one_mouth(result.probs)
         result.labels = result.probs.argmax(-1).astype(np.uint8)
-        target = mouth_target(parser, cfg, result)
+        target = shared.mouth_target(parser, cfg, result)
         if target is not None:
             zooms = STILL_MOUTH_ZOOMS if cfg.still_tta else (1.0,)
-            result.mouth = settle_mouth(parse_mouth_zooms(parser, image, box, target.centre, target.crop, zooms))
+            result.mouth = shared.settle_mouth(parse_mouth_zooms(parser, image, box, target.centre, target.crop, zooms))
         faces.append((cost, result))
     return _one_per_place(faces)
 

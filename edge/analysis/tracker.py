@@ -16,15 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from edge.analysis.parse import (
-    ParsedFace,
-    keep_one_mouth,
-    mouth_target,
-    parse_crop,
-    parse_mouth,
-    read_face,
-    settle_mouth,
-)
+import edge.analysis.parse as shared
 from edge.contract import CropGeometry, FaceBox
 from edge.detectors import Detector, primary_face
 from edge.types import FaceAnalysis, MouthView
@@ -208,9 +200,9 @@ class Analyzer:
         parsed.analysis.mouth = self._refine_mouth(frame, self._box, parsed.analysis, times, now)
         return TrackResult(parsed.analysis, times)
 
-    def _parse(self, frame: np.ndarray, box: FaceBox, times: StageTimes) -> ParsedFace | None:
+    def _parse(self, frame: np.ndarray, box: FaceBox, times: StageTimes) -> shared.ParsedFace | None:
         """The shared parse step, with the class probabilities smoothed in crop space."""
-        crop = parse_crop(self.parser, frame, box, self.geometry)
+        crop = shared.parse_crop(self.parser, frame, box, self.geometry)
         times.crop += crop.crop_ms
         times.infer += crop.infer_ms
         t0 = time.monotonic()
@@ -221,7 +213,7 @@ class Analyzer:
         probs = crop.probs if self._probs is None else a * crop.probs + (1 - a) * self._probs
         self._probs = probs
         # The class map's face box is the contract's face box; it gives the next frame's crop.
-        parsed = read_face(crop, keep_one_mouth(probs), self.cfg.min_face_pixels)
+        parsed = shared.read_face(crop, shared.keep_one_mouth(probs), self.cfg.min_face_pixels)
         times.post += (time.monotonic() - t0) * 1e3
         return parsed
 
@@ -230,7 +222,7 @@ class Analyzer:
     ) -> MouthView | None:
         """The shared mouth pass, its crop's placement and class map smoothed like the face's."""
         t0 = time.monotonic()
-        target = mouth_target(self.parser, self.cfg, analysis) if self.mouth_wanted else None
+        target = shared.mouth_target(self.parser, self.cfg, analysis) if self.mouth_wanted else None
         if target is None:  # no pass this frame: the next one starts its smoothing afresh
             self._mouth_probs = None
             for f in self._mouth_filters:
@@ -238,12 +230,12 @@ class Analyzer:
             return None
         # The crop's placement is filtered like the face box, so the EMA below blends aligned maps.
         centre = (self._mouth_filters[0](target.centre[0], now), self._mouth_filters[1](target.centre[1], now))
-        view = parse_mouth(self.parser, frame, box, centre, target.crop)
+        view = shared.parse_mouth(self.parser, frame, box, centre, target.crop)
         # The mouth crop follows the lips, so its class map is smoothed in its own space, like the face's.
         if self._mouth_probs is not None and self._mouth_probs.shape == view.probs.shape:
             a = self.cfg.mask_ema
             view.probs = a * view.probs + (1 - a) * self._mouth_probs
         self._mouth_probs = view.probs
-        view = settle_mouth(view)
+        view = shared.settle_mouth(view)
         times.mouth = (time.monotonic() - t0) * 1e3
         return view
