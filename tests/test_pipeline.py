@@ -65,6 +65,21 @@ def test_analyzer_detects_once_then_tracks(fake_mirror):
     assert fake_mirror.face is not None
 
 
+def test_each_frame_result_carries_its_own_stage_timings(fake_cfg):
+    """Guards against timings read from the analyzer's shared state (another frame's): the acquiring frame
+    reports its detector pass and the tracked one does not, and the pipeline's totals add up from them."""
+    from edge.detectors.fake import FakeDetector
+
+    an = Analyzer(FakeParser(mouth=True), FakeDetector(fake_cfg.detector), fake_cfg.analysis)
+    first = an.analyze(synthetic_frame(), now=0.0)
+    second = an.analyze(synthetic_frame(seed=1), now=1 / 30)
+    assert first.face is not None and second.face is not None
+    assert first.times.detected and not second.times.detected and second.times.detect == 0.0
+    assert first.times.infer > 0 and first.times.mouth > 0 and second.times.infer > 0
+    assert first.times.total == first.times.track + first.times.detect
+    assert second.times.total == second.times.track > 0
+
+
 def test_step_renders_and_publishes_a_jpeg(fake_mirror):
     """Guards against a pipeline that publishes nothing or an unreadable image."""
     jpeg = fake_mirror.step(synthetic_frame())
