@@ -7,14 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edge.analysis import (
-    Analyzer,
-    analyze_still,
-    image_probs,
-    keep_one_mouth,
-    labels_to_image,
-    mouth_center,
-)
+from edge.analysis import Analyzer, analyze_still, labels_to_image
+from edge.analysis.paint import image_probs
+from edge.analysis.parse import keep_one_mouth, mouth_center
 from edge.config import load_config
 from edge.contract import CLASS_ID, CLASSES, CropGeometry, FaceBox, MouthCrop, crop_matrix, invert_affine, mouth_matrix
 from edge.detectors.fake import FakeDetector
@@ -165,7 +160,7 @@ def test_kiosk_runs_the_mouth_pass_only_while_lipstick_is_worn(fake_cfg):
 def test_flip_averaging_swaps_sides_back():
     """Guards against the mirrored parse being averaged in without mirroring the crop, un-flipping
     the map and swapping left/right classes (the eyes would smear across both sides)."""
-    from edge.analysis import FlipAveraged
+    from edge.analysis.still import FlipAveraged
     from edge.runtime.base import ParseOutput
 
     class LeftOnly:
@@ -211,7 +206,7 @@ def test_lipstick_outside_the_mouth_view_comes_from_the_face():
 def test_mouth_zooms_are_averaged_in_register():
     """Guards against the still-image mouth views being averaged out of register (a wrong matrix
     composition would smear or shift the lips)."""
-    from edge.analysis import parse_mouth_zooms
+    from edge.analysis.still import parse_mouth_zooms
     from edge.runtime.base import ParseOutput
 
     class Bright:

@@ -7,7 +7,9 @@ import time
 import cv2
 import numpy as np
 
-from edge.analysis import Analyzer, OneEuro, box_from_probs
+from edge.analysis import Analyzer
+from edge.analysis.parse import box_from_probs
+from edge.analysis.tracker import OneEuro
 from edge.config import load_config
 from edge.contract import CropGeometry, FaceBox
 from edge.pipeline import FrameSlot, Mirror

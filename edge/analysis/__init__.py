@@ -11,24 +11,8 @@
 
 from __future__ import annotations
 
-from edge.analysis.paint import image_probs, labels_to_image
-from edge.analysis.parse import box_from_probs, keep_one_mouth, mouth_center, parse_mouth
-from edge.analysis.still import FlipAveraged, analyze_still, disagreement, parse_mouth_zooms
-from edge.analysis.tracker import Analyzer, OneEuro, StageTimes, TrackResult
+from edge.analysis.paint import labels_to_image
+from edge.analysis.still import analyze_still
+from edge.analysis.tracker import Analyzer, StageTimes, TrackResult
 
-__all__ = [
-    "Analyzer",
-    "FlipAveraged",
-    "OneEuro",
-    "StageTimes",
-    "TrackResult",
-    "analyze_still",
-    "box_from_probs",
-    "disagreement",
-    "image_probs",
-    "keep_one_mouth",
-    "labels_to_image",
-    "mouth_center",
-    "parse_mouth",
-    "parse_mouth_zooms",
-]
+__all__ = ["Analyzer", "StageTimes", "TrackResult", "analyze_still", "labels_to_image"]
