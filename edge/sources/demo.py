@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge.config import PACKAGE_DATA
 from edge.sources.base import Pacer, SourceError
+
+if TYPE_CHECKING:
+    from edge.config import DemoSourceConfig
 
 DEMO_IMAGE = PACKAGE_DATA / "demo" / "astronaut.jpg"
 # Head centre and size in the 512x512 photo (measured with the Haar cascade).
@@ -39,7 +44,7 @@ def load_demo_image() -> np.ndarray:
 class DemoSource:
     """A moving view of the demo photo; optionally the face leaves now and then."""
 
-    def __init__(self, cfg, clock=time.monotonic):
+    def __init__(self, cfg: DemoSourceConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
         self.name = "demo"
         self._clock = clock
@@ -90,6 +95,6 @@ class DemoSource:
         """Nothing to release."""
 
 
-def create(cfg) -> DemoSource:
+def create(cfg: DemoSourceConfig) -> DemoSource:
     """Factory used by :func:`edge.sources.make_source`."""
     return DemoSource(cfg)
