@@ -35,7 +35,7 @@ def run_bench(cfg: VanityConfig, frames: int = 300, warmup: int = 30) -> dict[st
         for _ in range(warmup):
             t = time.monotonic()
             pipeline.step(src.read(), t)
-        pipeline.timings.reset()
+        pipeline.stats.reset()
         t0 = time.monotonic()
         for _ in range(frames):
             t = time.monotonic()
@@ -53,7 +53,7 @@ def run_bench(cfg: VanityConfig, frames: int = 300, warmup: int = 30) -> dict[st
         src.close()
     import numpy as np
 
-    stats = pipeline.stats()
+    stats = pipeline.metrics()
     stages: dict[str, dict[str, Any]] = {
         k: {"p50_ms": round(s.p50_ms, 3), "p95_ms": round(s.p95_ms, 3), "count": s.count}
         for k, s in stats.stages.items()

@@ -259,7 +259,8 @@ def server_config(app: Any, cfg: VanityConfig, guard: ConnectionGuard) -> uvicor
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=1,
-        timeout_keep_alive=cfg.server.keep_alive_s,
+        # uvicorn annotates an int but waits a float: a fractional keep-alive is kept as configured.
+        timeout_keep_alive=cfg.server.keep_alive_s,  # type: ignore[arg-type]
         h11_max_incomplete_event_size=16 * 1024,
         backlog=BACKLOG,
         lifespan="on",

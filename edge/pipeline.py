@@ -11,7 +11,7 @@
 thread that only reads the source into the one-frame slot (overwritten frames are counted as
 drops) and a processing thread that runs :meth:`LivePipeline.step`. A third, the health loop,
 watches frame age and the model file (hot-swap) and feeds the systemd watchdog while frames
-flow. The server reads :meth:`~LivePipeline.snapshot`, :meth:`~LivePipeline.stats` and
+flow. The server reads :meth:`~LivePipeline.snapshot`, :meth:`~LivePipeline.metrics` and
 :meth:`~LivePipeline.health`, and sends the commands :meth:`~LivePipeline.choose_look`,
 :meth:`~LivePipeline.set_look` and :meth:`~LivePipeline.set_compare`. Every time is taken from
 ``time.monotonic()``.
@@ -132,6 +132,12 @@ class Broadcaster:
         with self._lock:
             return self._latest
 
+    @property
+    def seq(self) -> int:
+        """Frames published so far."""
+        latest = self._latest
+        return 0 if latest is None else latest.seq
+
 
 def render_shown(
     renderer: Renderer, frame: np.ndarray, face: FaceAnalysis | None, options: RenderOptions, flip: bool
@@ -215,7 +221,7 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
-class PipelineStats:
+class PipelineMetrics:
     """Counters and stage latencies, for ``/metrics`` and ``vanity bench``."""
 
     fps: float
@@ -281,7 +287,7 @@ class LivePipeline:
         self.clock = clock
         self.slot = FrameSlot()
         self.out = Broadcaster()
-        self.timings = StageStats()
+        self.stats = StageStats()
         self.fps = RateMeter()
         self.frames = 0
         self.camera_state = "starting"
@@ -368,16 +374,16 @@ class LivePipeline:
         """The newest shown frame, or None before the first."""
         return self.out.latest()
 
-    def stats(self) -> PipelineStats:
+    def metrics(self) -> PipelineMetrics:
         """Counters and per-stage latency over the recent window."""
-        return PipelineStats(
+        return PipelineMetrics(
             fps=self.fps.rate(time.monotonic()),
             frames=self.frames,
             dropped=self.slot.dropped,
             detections=self.analyzer.detections,
             camera_gaps=self.camera_gaps,
             face_present=self.face is not None,
-            stages=self.timings.summary(),
+            stages=self.stats.summary(),
         )
 
     def model_info(self) -> ModelInfo:
@@ -397,13 +403,13 @@ class LivePipeline:
         if st.skipped:  # idle frame: the detector rested, nothing was measured
             return face
         if st.detected:
-            self.timings.add("detect", st.detect)
-        self.timings.add("analyze", st.crop + st.infer + st.post + st.mouth + (st.detect if st.detected else 0.0))
+            self.stats.add("detect", st.detect)
+        self.stats.add("analyze", st.crop + st.infer + st.post + st.mouth + (st.detect if st.detected else 0.0))
         if not st.detected or face is not None:
-            self.timings.add("analyze_track", st.crop + st.infer + st.post + st.mouth)
-        self.timings.add("infer", st.infer)
+            self.stats.add("analyze_track", st.crop + st.infer + st.post + st.mouth)
+        self.stats.add("infer", st.infer)
         if st.mouth:
-            self.timings.add("mouth", st.mouth)
+            self.stats.add("mouth", st.mouth)
         return face
 
     def _measure(self, frame: np.ndarray, face: FaceAnalysis | None, now: float) -> None:
@@ -426,7 +432,7 @@ class LivePipeline:
                 if self._tone_smoother is None:
                     self._tone_smoother = ToneSmoother(alpha=self.cfg.analysis.tone_ema)
                 self.session.tone = self._tone_smoother.update(tone)
-            self.timings.add("tone", (time.monotonic() - t0) * 1e3)
+            self.stats.add("tone", (time.monotonic() - t0) * 1e3)
         face.tone = self.session.tone
 
     def _forget_session(self) -> None:
@@ -445,7 +451,7 @@ class LivePipeline:
         now = self.clock()
         acquire_ms = 0.0 if t_captured is None else (t0 - t_captured) * 1e3
         if t_captured is not None:
-            self.timings.add("acquire", acquire_ms)
+            self.stats.add("acquire", acquire_ms)
         face = self._analyze(frame, now)
         self.face = face
         self._measure(frame, face, now)
@@ -454,9 +460,9 @@ class LivePipeline:
         t2 = time.monotonic()
         jpeg = encode_jpeg(shown, self.cfg.server.jpeg_quality, self.cfg.render.flip)
         t3 = time.monotonic()
-        self.timings.add("render", (t2 - t1) * 1e3)
-        self.timings.add("encode", (t3 - t2) * 1e3)
-        self.timings.add("total", (t3 - t0) * 1e3 + acquire_ms)
+        self.stats.add("render", (t2 - t1) * 1e3)
+        self.stats.add("encode", (t3 - t2) * 1e3)
+        self.stats.add("total", (t3 - t0) * 1e3 + acquire_ms)
         self.out.publish(jpeg, shown.shape[1], shown.shape[0], t3)
         self.frames += 1
         self.fps.tick(t3)
@@ -534,7 +540,7 @@ class LivePipeline:
             self._last_health = h.state
             if self.notifier:
                 self.notifier.status(h.reason)
-        pi = {k: h.extras[k] for k in ("under_voltage", "throttling_now") if k in h.extras}
+        pi: dict[str, bool] = {k: h.extras[k] for k in ("under_voltage", "throttling_now") if k in h.extras}
         if pi != self._last_pi:
             bad = [k for k, v in pi.items() if v]
             if bad:

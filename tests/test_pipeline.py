@@ -74,7 +74,7 @@ def test_step_renders_and_publishes_a_jpeg(fake_pipeline):
     assert latest is not None and latest.seq == 1 and latest.jpeg == jpeg
     assert (latest.width, latest.height) == (640, 480)
     for stage in ("analyze", "render", "encode", "total"):
-        assert stage in fake_pipeline.stats().stages
+        assert stage in fake_pipeline.stats.summary()
 
 
 def test_threads_run_and_health_follows_frames(fake_pipeline):
@@ -176,3 +176,33 @@ def test_detector_rests_when_nobody_is_there():
     for _ in range(9):
         assert an.analyze(frame) is None
     assert det.calls == 3
+
+
+def test_split_view_and_before_belong_to_the_customer(fake_cfg):
+    """Guards against the next customer inheriting the previous one's split view or 'before' mode."""
+    from edge.catalog import load_catalog
+    from edge.detectors import make_detector
+    from edge.makeup import Renderer
+    from edge.sources import make_source
+
+    now = [0.0]
+    cfg = fake_cfg.model_copy(update={"session": fake_cfg.session.model_copy(update={"reset_after_s": 5})})
+    parser = FakeParser()
+    m = LivePipeline(
+        cfg,
+        parser,
+        make_detector(cfg.detector),
+        Renderer(),
+        load_catalog(cfg.catalog),
+        make_source(cfg.source),
+        clock=lambda: now[0],
+    )
+    now[0] = 1.0
+    m.step(synthetic_frame())
+    m.set_compare("split")
+    now[0] = 2.0
+    m.step(synthetic_frame())  # the same customer: still split
+    assert m.snapshot().session.compare == "split" and m.render_options().compare == "split"
+    now[0] = 10.0  # the face comes back after reset_after_s: a new customer
+    m.step(synthetic_frame())
+    assert m.snapshot().session.compare == "off"

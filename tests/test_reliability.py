@@ -151,7 +151,7 @@ def test_healthz_does_not_fork_vcgencmd_per_request(fake_pipeline, pi_root, tmp_
 
 def test_steady_health_logs_once(fake_pipeline, caplog):
     """Guards against log spam: a steady state (fps wobbling) must log one line, not one per second."""
-    caplog.set_level(logging.INFO, logger="vanity.pipeline")
+    caplog.set_level(logging.INFO, logger="edge.pipeline")
     fake_pipeline.health_interval = 0.02
     fake_pipeline.start()
     try:

@@ -298,3 +298,27 @@ def test_schemathesis_api(running_app):
         check()
         tested += 1
     assert tested >= 7
+
+
+def test_unexpected_error_is_logged_with_its_request_id(fake_pipeline, fake_cfg, caplog, monkeypatch):
+    """Guards against a 500 nobody can trace: the reply and the log must name the same request id,
+    and the log must not carry the query (it may hold the token)."""
+    import logging
+
+    fake_pipeline.step(synthetic_frame())
+
+    def broken():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(fake_pipeline, "snapshot", broken)
+    caplog.set_level(logging.ERROR, logger="edge.server.errors")
+    with TestClient(create_app(fake_pipeline, fake_cfg), raise_server_exceptions=False) as c:
+        r = c.get("/api/state?token=secret-in-the-query")
+        ok = c.get("/healthz")
+    assert r.status_code == 500
+    rid = r.headers["x-request-id"]
+    assert r.json() == {"detail": "internal error: RuntimeError", "request_id": rid}
+    assert ok.headers["x-request-id"] and ok.headers["x-request-id"] != rid
+    logged = [rec for rec in caplog.records if rid in rec.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+    assert "secret-in-the-query" not in caplog.text

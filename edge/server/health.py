@@ -12,7 +12,7 @@ from edge.server.errors import error_responses
 
 if TYPE_CHECKING:
     from edge.netguard import ConnectionGuard
-    from edge.pipeline import Health, ModelInfo, PipelineStats
+    from edge.pipeline import Health, ModelInfo, PipelineMetrics
 
 router = APIRouter()
 
@@ -39,7 +39,7 @@ async def healthz(kiosk: KioskDep) -> JSONResponse:
 async def metrics(kiosk: KioskDep) -> PlainTextResponse:
     """Counters, gauges and stage latencies."""
     p = kiosk.pipeline
-    text = render_metrics(p.stats(), p.health(), p.model_info(), kiosk.counters, kiosk.guard)
+    text = render_metrics(p.metrics(), p.health(), p.model_info(), kiosk.counters, kiosk.guard)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
@@ -48,7 +48,7 @@ def _metric(name: str, kind: str, help_text: str, value: str, labels: str = "") 
 
 
 def render_metrics(
-    stats: PipelineStats,
+    stats: PipelineMetrics,
     health: Health,
     model: ModelInfo,
     counters: LiveCounters,

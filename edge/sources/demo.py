@@ -52,10 +52,14 @@ class DemoSource:
         self._img: np.ndarray | None = None
         self._t0 = clock()
 
-    def open(self) -> None:
-        """Load the photo once."""
+    def _photo(self) -> np.ndarray:
         if self._img is None:
             self._img = load_demo_image()
+        return self._img
+
+    def open(self) -> None:
+        """Load the photo once."""
+        self._photo()
         self._t0 = self._clock()
 
     def transform(self, t: float) -> np.ndarray:
@@ -88,7 +92,7 @@ class DemoSource:
             # Nobody at the mirror: show the empty backdrop (the photo's top-right corner).
             m = np.array([[2.0, 0.0, -700.0], [0.0, 2.0, -20.0]])
         return cv2.warpAffine(
-            self._img, m, (self.cfg.width, self.cfg.height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            self._photo(), m, (self.cfg.width, self.cfg.height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
         )
 
     def close(self) -> None:
