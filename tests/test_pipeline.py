@@ -129,17 +129,15 @@ def test_camera_failure_is_survived_and_recovered(fake_cfg):
         m.stop()
 
 
-def test_session_resets_after_no_face(fake_cfg):
-    """Guards against the next customer inheriting the previous one's look and tone."""
+def _clocked_pipeline(fake_cfg, parser: FakeParser, now: list[float]) -> LivePipeline:
+    """A pipeline over fake stages whose session clock reads ``now[0]``; sessions end after 5 s without a face."""
     from edge.catalog import load_catalog
     from edge.detectors import make_detector
     from edge.makeup import Renderer
     from edge.sources import make_source
 
-    now = [0.0]
     cfg = fake_cfg.model_copy(update={"session": fake_cfg.session.model_copy(update={"reset_after_s": 5})})
-    parser = FakeParser()
-    m = LivePipeline(
+    return LivePipeline(
         cfg,
         parser,
         make_detector(cfg.detector),
@@ -148,6 +146,13 @@ def test_session_resets_after_no_face(fake_cfg):
         make_source(cfg.source),
         clock=lambda: now[0],
     )
+
+
+def test_session_resets_after_no_face(fake_cfg):
+    """Guards against the next customer inheriting the previous one's look and tone."""
+    now = [0.0]
+    parser = FakeParser()
+    m = _clocked_pipeline(fake_cfg, parser, now)
     m.step(synthetic_frame())
     m.choose_look("none")
     assert m.session.look_name == "none"
@@ -162,7 +167,7 @@ def test_session_resets_after_no_face(fake_cfg):
     parser.__init__(face=True)
     now[0] = 8.0
     m.step(synthetic_frame())
-    assert m.session.look_name == cfg.render.look
+    assert m.session.look_name == m.cfg.render.look
 
 
 def test_detector_rests_when_nobody_is_there():
@@ -180,24 +185,8 @@ def test_detector_rests_when_nobody_is_there():
 
 def test_split_view_and_before_belong_to_the_customer(fake_cfg):
     """Guards against the next customer inheriting the previous one's split view or 'before' mode."""
-    from edge.catalog import load_catalog
-    from edge.detectors import make_detector
-    from edge.makeup import Renderer
-    from edge.sources import make_source
-
-    now = [0.0]
-    cfg = fake_cfg.model_copy(update={"session": fake_cfg.session.model_copy(update={"reset_after_s": 5})})
-    parser = FakeParser()
-    m = LivePipeline(
-        cfg,
-        parser,
-        make_detector(cfg.detector),
-        Renderer(),
-        load_catalog(cfg.catalog),
-        make_source(cfg.source),
-        clock=lambda: now[0],
-    )
-    now[0] = 1.0
+    now = [1.0]
+    m = _clocked_pipeline(fake_cfg, FakeParser(), now)
     m.step(synthetic_frame())
     m.set_compare("split")
     now[0] = 2.0
