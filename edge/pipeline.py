@@ -395,6 +395,7 @@ class LivePipeline:
     # ------------------------------------------------------------------ stages
 
     def _analyze(self, frame: np.ndarray, now: float) -> FaceAnalysis | None:
+        """The tracking stage: detect (only when lost), track, parse, and the refinement passes the look reads."""
         # A refinement pass is run only while a worn layer reads it (not while "before" is shown).
         options = self.render_options()
         self.analyzer.mouth_wanted = options.compare != "before" and "mouth" in self.renderer.refinements(options.look)
@@ -413,6 +414,7 @@ class LivePipeline:
         return face
 
     def _measure(self, frame: np.ndarray, face: FaceAnalysis | None, now: float) -> None:
+        """The analysis stage: starts or forgets the customer's session, and sets ``face.tone``."""
         reset_after = self.cfg.session.reset_after_s
         if face is None:
             if now - self.session.last_face > reset_after and self.session.tone is not None:
