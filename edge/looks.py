@@ -43,6 +43,9 @@ def without_sku(look: Look, sku: str) -> Look:
 
 
 def with_layers_of(look: Look, other: Look) -> Look:
-    """The look with ``other``'s layers on top, each replacing the layer of its kind (named ``custom``)."""
-    base = without_kinds(look, {lay.kind for lay in other.layers})
-    return base.model_copy(update={"layers": [*base.layers, *other.layers]})
+    """``other`` worn over the look: its layers replace the look's of the same kind.
+
+    The result is named ``custom`` and keeps ``other``'s title (the product just added).
+    """
+    kept = without_kinds(look, {lay.kind for lay in other.layers}).layers
+    return other.model_copy(update={"name": "custom", "layers": [*kept, *other.layers]})

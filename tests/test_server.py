@@ -322,3 +322,14 @@ def test_unexpected_error_is_logged_with_its_request_id(fake_pipeline, fake_cfg,
     logged = [rec for rec in caplog.records if rid in rec.getMessage()]
     assert len(logged) == 1 and logged[0].exc_info is not None
     assert "secret-in-the-query" not in caplog.text
+
+
+def test_added_product_names_the_look(client):
+    """Guards against the page titling a look by the previous one after a product was added to it."""
+    cat = client.get("/api/catalog").json()
+    lips = next(p for p in cat["products"] if p["category"] == "lips")
+    client.put("/api/look", json={"name": "bold"})
+    look = client.put("/api/look", json={"sku": lips["sku"], "action": "add"}).json()
+    assert look["name"] == "custom" and lips["shade"] in look["look"]["title"]
+    kinds = [lay["kind"] for lay in look["look"]["layers"]]
+    assert kinds.count("lipstick") == 1 and len(kinds) == 5  # bold's lipstick replaced, the rest kept
