@@ -68,17 +68,17 @@ def run(frames: int = 300, threads: int = 2) -> dict:
     import cv2
     from ai_edge_litert.interpreter import Interpreter
 
-    from edge.config import DemoSource, load_config
+    from edge.config import DemoSourceConfig, load_config
     from edge.contract import crop_face
     from edge.detectors import make_detector, primary_face
     from edge.runtime import open_parser
-    from edge.sources.demo import DemoSource as Demo
+    from edge.sources.demo import DemoSource
     from training.teacher_assets import DEFAULT_TEACHER_DIR, LANDMARK_FILE
 
     cfg = load_config(None)
     parser = open_parser(cfg.model.path, "litert", threads)
     det = make_detector(cfg.detector)
-    src = Demo(DemoSource(fps=240))
+    src = DemoSource(DemoSourceConfig(fps=240))
     src.open()
     frame = src.read()
     face = primary_face(det.detect(frame), frame.shape[1], frame.shape[0])

@@ -289,16 +289,13 @@ def render(
     parser = _open_parser(cfg)
     catalog = _open_catalog(cfg)
     from edge.analysis import analyze_still
-    from edge.makeup import Renderer, builtin_looks
+    from edge.looks import available_looks
+    from edge.makeup import Renderer
 
-    try:
-        chosen = catalog.look(look)
-    except KeyError:
-        looks = builtin_looks()
-        if look not in looks:
-            names = sorted(set(looks) | set(catalog.look_names()))
-            _fail(f"unknown look {look!r}; choose from: {', '.join(names)}", code=2)
-        chosen = looks[look]
+    looks = available_looks(catalog)
+    if look not in looks:
+        _fail(f"unknown look {look!r}; choose from: {', '.join(sorted(looks))}", code=2)
+    chosen = looks[look]
     faces = analyze_still(parser, _make_detector(cfg), cfg.analysis, frame)
     renderer = Renderer(feather_px=cfg.render.feather_px)
     result = frame

@@ -27,7 +27,7 @@ class _Strict(BaseModel):
 # ---------------------------------------------------------------------- sources
 
 
-class DemoSource(_Strict):
+class DemoSourceConfig(_Strict):
     """Built-in demo: an allowed real photo moved like a person in front of a mirror."""
 
     kind: Literal["demo"] = Field("demo", description="Source type tag.")
@@ -39,7 +39,7 @@ class DemoSource(_Strict):
     )
 
 
-class ImageSource(_Strict):
+class ImageSourceConfig(_Strict):
     """A still image, or a folder of images played as a loop."""
 
     kind: Literal["image"] = Field("image", description="Source type tag.")
@@ -48,7 +48,7 @@ class ImageSource(_Strict):
     hold_s: float = Field(2.0, gt=0, description="Seconds each image of a folder is shown.")
 
 
-class VideoSource(_Strict):
+class VideoSourceConfig(_Strict):
     """A video file, looped."""
 
     kind: Literal["video"] = Field("video", description="Source type tag.")
@@ -57,7 +57,7 @@ class VideoSource(_Strict):
     realtime: bool = Field(True, description="Pace frames at the file's frame rate.")
 
 
-class V4L2Source(_Strict):
+class V4L2SourceConfig(_Strict):
     """A USB/V4L2 camera through OpenCV."""
 
     kind: Literal["v4l2"] = Field("v4l2", description="Source type tag.")
@@ -67,7 +67,7 @@ class V4L2Source(_Strict):
     fps: float = Field(30.0, gt=0, le=240, description="Requested frame rate.")
 
 
-class PiCameraSource(_Strict):
+class PiCameraSourceConfig(_Strict):
     """A Raspberry Pi camera through picamera2 (the `pi` extra)."""
 
     kind: Literal["picamera2"] = Field("picamera2", description="Source type tag.")
@@ -77,7 +77,7 @@ class PiCameraSource(_Strict):
     use_lores: bool = Field(True, description="Read the ISP's low-resolution stream instead of scaling here.")
 
 
-class FakeSource(_Strict):
+class FakeSourceConfig(_Strict):
     """Synthetic frames for tests: a drawn face or an empty scene."""
 
     kind: Literal["fake"] = Field("fake", description="Source type tag.")
@@ -90,7 +90,9 @@ class FakeSource(_Strict):
 
 
 SourceConfig = Annotated[
-    Union[DemoSource, ImageSource, VideoSource, V4L2Source, PiCameraSource, FakeSource],
+    Union[
+        DemoSourceConfig, ImageSourceConfig, VideoSourceConfig, V4L2SourceConfig, PiCameraSourceConfig, FakeSourceConfig
+    ],
     Field(discriminator="kind"),
 ]
 
@@ -109,7 +111,7 @@ class ModelConfig(_Strict):
     watch: bool = Field(True, description="Reload the bundle when its file is replaced (hot-swap).")
 
 
-class BlazeFaceDetector(_Strict):
+class BlazeFaceDetectorConfig(_Strict):
     """MediaPipe's BlazeFace (Apache-2.0), shipped in the package and run through LiteRT: the default."""
 
     kind: Literal["blazeface"] = Field("blazeface", description="Detector type tag.")
@@ -165,7 +167,7 @@ class BlazeFaceDetector(_Strict):
     threads: int = Field(2, ge=1, le=16, description="Interpreter threads for the detector.")
 
 
-class HaarDetector(_Strict):
+class HaarDetectorConfig(_Strict):
     """OpenCV's Haar cascade (ships with opencv-python-headless 4.x): an explicit fallback, no scores or roll."""
 
     kind: Literal["haar"] = Field("haar", description="Detector type tag.")
@@ -177,7 +179,7 @@ class HaarDetector(_Strict):
     box_shift: float = Field(0.08, ge=-0.5, le=0.5, description="Shift of the Haar box centre downwards, in box sides.")
 
 
-class FakeDetector(_Strict):
+class FakeDetectorConfig(_Strict):
     """A detector returning a fixed box (tests)."""
 
     kind: Literal["fake"] = Field("fake", description="Detector type tag.")
@@ -186,7 +188,9 @@ class FakeDetector(_Strict):
     )
 
 
-DetectorConfig = Annotated[Union[BlazeFaceDetector, HaarDetector, FakeDetector], Field(discriminator="kind")]
+DetectorConfig = Annotated[
+    Union[BlazeFaceDetectorConfig, HaarDetectorConfig, FakeDetectorConfig], Field(discriminator="kind")
+]
 
 
 class AnalysisConfig(_Strict):
@@ -223,8 +227,11 @@ class AnalysisConfig(_Strict):
 class RenderConfig(_Strict):
     """The mirror image."""
 
+    # The file's key is ``mirror``; in code it is ``flip``, so "mirror" names only the product.
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False, serialize_by_alias=True)
+
     look: str = Field("natural", description="Look applied when a session starts.")
-    mirror: bool = Field(True, description="Flip the image horizontally like a mirror.")
+    flip: bool = Field(True, alias="mirror", description="Flip the image horizontally like a mirror.")
     feather_px: float = Field(2.0, ge=0, le=20, description="Mask feathering in crop pixels.")
 
 
@@ -350,9 +357,11 @@ class HealthConfig(_Strict):
 class VanityConfig(_Strict):
     """Everything the `vanity` daemon and tools can be told."""
 
-    source: SourceConfig = Field(default_factory=DemoSource, description="Where frames come from.")
+    source: SourceConfig = Field(default_factory=DemoSourceConfig, description="Where frames come from.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="Model bundle and runtime.")
-    detector: DetectorConfig = Field(default_factory=BlazeFaceDetector, description="Face detector for acquisition.")
+    detector: DetectorConfig = Field(
+        default_factory=BlazeFaceDetectorConfig, description="Face detector for acquisition."
+    )
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Tracking and measurement.")
     render: RenderConfig = Field(default_factory=RenderConfig, description="Mirror image.")
     server: ServerConfig = Field(default_factory=ServerConfig, description="Kiosk page and API.")

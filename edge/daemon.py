@@ -9,9 +9,19 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-log = logging.getLogger("vanity.daemon")
+if TYPE_CHECKING:
+    import uvicorn
+
+    from edge.config import VanityConfig
+    from edge.netguard import ConnectionGuard
+    from edge.pipeline import LivePipeline
+    from edge.sdnotify import Notifier
+
+log = logging.getLogger(__name__)
 
 BACKLOG = 128
 """Pending connections the kernel queues; more wait in SYN retries (the guard keeps accepting)."""
@@ -29,7 +39,7 @@ FD_RESERVE = 128
 """File descriptors kept free beside the connection cap: model, camera, libraries, logs."""
 
 
-def resolve_token(cfg) -> str | None:
+def resolve_token(cfg: VanityConfig) -> str | None:
     """The API token: from config, else from a systemd credential; required off loopback."""
     from edge.config import check_token
     from edge.server import is_loopback
@@ -56,7 +66,7 @@ def resolve_token(cfg) -> str | None:
     return token
 
 
-def check_deployment(cfg, need_token: bool = True) -> str | None:
+def check_deployment(cfg: VanityConfig, need_token: bool = True) -> str | None:
     """Everything ``vanity run`` refuses, checked without starting anything; ``config check`` runs it too.
 
     Checks the token (off loopback), the model bundle (metadata, hash, classes and geometry),
@@ -72,7 +82,7 @@ def check_deployment(cfg, need_token: bool = True) -> str | None:
 
     from edge.catalog import CatalogError, load_catalog
     from edge.contract import BundleError, load_bundle
-    from edge.makeup import builtin_looks
+    from edge.looks import available_looks
     from edge.server import is_loopback
 
     errors: list[str] = []
@@ -91,7 +101,7 @@ def check_deployment(cfg, need_token: bool = True) -> str | None:
         catalog = load_catalog(cfg.catalog)
     except CatalogError as e:
         errors.append(f"catalog: catalogue refused: {e}")
-    looks = set(builtin_looks()) | (set(catalog.look_names()) if catalog is not None else set())
+    looks = available_looks(catalog)
     if cfg.render.look not in looks:
         errors.append(f"render.look: unknown look {cfg.render.look!r}; choose from: {', '.join(sorted(looks))}")
     if cfg.server.host in ("0.0.0.0", "::") and not cfg.server.allowed_hosts:
@@ -110,13 +120,17 @@ def check_deployment(cfg, need_token: bool = True) -> str | None:
     return token
 
 
-def build_mirror(cfg, notifier=None):
-    """Load the model, catalogue, detector, renderer and source; raise DaemonError on bad input."""
+def build_pipeline(cfg: VanityConfig, notifier: Notifier | None = None) -> LivePipeline:
+    """Load the model, catalogue, detector, renderer and source into the live pipeline.
+
+    Raises:
+        DaemonError: a part refused (says which and why).
+    """
     from edge.catalog import CatalogError, load_catalog
     from edge.contract import BundleError
     from edge.detectors import make_detector
     from edge.makeup import Renderer
-    from edge.pipeline import Mirror
+    from edge.pipeline import LivePipeline
     from edge.runtime import RuntimeUnavailable, open_parser
     from edge.sources import make_source
 
@@ -140,7 +154,7 @@ def build_mirror(cfg, notifier=None):
         raise DaemonError(f"colour calibration refused (run vanity calibrate again): {e}") from e
     try:
         # The first session resolves render.look, so an unknown look fails here.
-        return Mirror(
+        return LivePipeline(
             cfg,
             parser,
             detector,
@@ -154,7 +168,7 @@ def build_mirror(cfg, notifier=None):
         raise DaemonError(f"render.look: {e}") from e
 
 
-def end_streams_on_shutdown(app, stopping, poll_s: float = 0.1):
+def end_streams_on_shutdown(app: Any, stopping: Callable[[], bool], poll_s: float = 0.1) -> Any:
     """ASGI wrapper: once ``stopping()`` is true, a request's ``receive`` reports a disconnect.
 
     Live channels (the MJPEG stream, server-sent events) end when their client disconnects;
@@ -203,7 +217,7 @@ def end_streams_on_shutdown(app, stopping, poll_s: float = 0.1):
     return wrapped
 
 
-def graceful_server(config):
+def graceful_server(config: uvicorn.Config) -> uvicorn.Server:
     """A ``uvicorn.Server`` on which SIGTERM ends like SIGINT: a graceful shutdown, then a normal return.
 
     uvicorn re-raises the signal it caught once it has shut down, so SIGTERM ended the
@@ -229,7 +243,7 @@ def graceful_server(config):
     return Server(config)
 
 
-def server_config(app, cfg, guard):
+def server_config(app: Any, cfg: VanityConfig, guard: ConnectionGuard) -> uvicorn.Config:
     """uvicorn's configuration for the kiosk: the guarded h11 protocol, the kiosk's timeouts and limits."""
     import uvicorn
 
@@ -245,16 +259,16 @@ def server_config(app, cfg, guard):
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=1,
-        timeout_keep_alive=cfg.server.keep_alive_s,
+        # uvicorn annotates an int but waits a float: a fractional keep-alive is kept as configured.
+        timeout_keep_alive=cfg.server.keep_alive_s,  # type: ignore[arg-type]
         h11_max_incomplete_event_size=16 * 1024,
         backlog=BACKLOG,
         lifespan="on",
     )
 
 
-def serve(cfg) -> None:
+def serve(cfg: VanityConfig) -> None:
     """Run until SIGTERM or SIGINT; both take the same graceful path (< 2 s) and return normally."""
-    import uvicorn
 
     from edge.netguard import ConnectionGuard, ServerProbe, install_log_limits
     from edge.sdnotify import Notifier
@@ -263,26 +277,26 @@ def serve(cfg) -> None:
 
     token = check_deployment(cfg)
     notifier = Notifier()
-    mirror = build_mirror(cfg, notifier)
+    pipeline = build_pipeline(cfg, notifier)
     snapshots = SnapshotStore(cfg.snapshots) if cfg.snapshots.enabled else None
     guard = ConnectionGuard(cfg.server.max_connections, cfg.server.header_timeout_s)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app):
+    async def lifespan(app: Any) -> AsyncIterator[None]:
         # The socket is bound and listening (connections queue): start the pipeline, tell systemd.
-        mirror.server_alive = ServerProbe(cfg.server.host, port).ok
-        mirror.start()
-        log.info("serving the mirror on http://%s:%s/ (source %s)", cfg.server.host, port, mirror.source.name)
+        pipeline.server_alive = ServerProbe(cfg.server.host, port).ok
+        pipeline.start()
+        log.info("serving the mirror on http://%s:%s/ (source %s)", cfg.server.host, port, pipeline.source.name)
         notifier.ready(f"serving on {cfg.server.host}:{port}")
         try:
             yield
         finally:
             notifier.stopping()
             t0 = time.monotonic()
-            mirror.stop(timeout=1.0)
+            pipeline.stop(timeout=1.0)
             log.info("stopped in %.2f s", time.monotonic() - t0)
 
-    app = create_app(mirror, cfg, token=token, snapshots=snapshots, lifespan=lifespan, guard=guard)
+    app = create_app(pipeline, cfg, token=token, snapshots=snapshots, lifespan=lifespan, guard=guard)
     server: uvicorn.Server | None = None
     config = server_config(end_streams_on_shutdown(app, lambda: server is not None and server.should_exit), cfg, guard)
     install_log_limits()
@@ -303,4 +317,4 @@ def serve(cfg) -> None:
         server.run(sockets=[sock])
     finally:
         stop_sweeper.set()
-        mirror.stop(timeout=0.5)
+        pipeline.stop(timeout=0.5)

@@ -213,7 +213,7 @@ class RateLimitFilter(logging.Filter):
 def install_log_limits(every_s: float = 60.0) -> RateLimitFilter:
     """Rate-limit the loggers a misbehaving client can make talk (asyncio's, uvicorn's, ours)."""
     f = RateLimitFilter(every_s)
-    for name in ("asyncio", "uvicorn.error", "vanity.server"):
+    for name in ("asyncio", "uvicorn.error", "vanity.server", "edge.server.errors"):
         logger = logging.getLogger(name)
         if not any(isinstance(x, RateLimitFilter) for x in logger.filters):
             logger.addFilter(f)

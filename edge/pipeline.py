@@ -1,15 +1,25 @@
-"""The hot loop: source -> latest-frame slot -> analyze -> render -> encode -> outputs.
+"""The live path: a chain of stages, one frame at a time.
 
-One class, :class:`Mirror`, with short stage methods. Two threads: a capture
-thread that only reads the source into a one-frame slot (the freshest frame
-wins; overwritten frames are counted as drops), and a processing thread that
-runs the stages. A third, the health loop, watches frame age, the model file
-(hot-swap) and feeds the systemd watchdog while frames flow. Every time is
-taken from ``time.monotonic()``.
+::
+
+    source ─► FrameSlot ─► track ─────────────────────► measure ─► render ─────────────► encode ─► Broadcaster
+    (camera,   (freshest    (detect only when lost,       (skin      (the session's look;   (flip,     (latest
+    demo, …)   frame wins)  track, parse, refinement      tone)      "before" and split     JPEG)      EncodedFrame
+                            passes the look needs)                   view are options)                 for viewers)
+
+:class:`LivePipeline` owns every stage's state and timings. Two threads feed it: a capture
+thread that only reads the source into the one-frame slot (overwritten frames are counted as
+drops) and a processing thread that runs :meth:`LivePipeline.step`. A third, the health loop,
+watches frame age and the model file (hot-swap) and feeds the systemd watchdog while frames
+flow. The server reads :meth:`~LivePipeline.snapshot`, :meth:`~LivePipeline.metrics` and
+:meth:`~LivePipeline.health`, and sends the commands :meth:`~LivePipeline.choose_look`,
+:meth:`~LivePipeline.set_look` and :meth:`~LivePipeline.set_compare`. Every time is taken from
+``time.monotonic()``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import shutil
@@ -19,27 +29,71 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
+from edge.looks import resolve_look
 from edge.sources.base import SourceEnded
-from edge.stats import RateMeter, StageStats
+from edge.stats import RateMeter, StageStats, StageSummary
 from edge.types import FaceAnalysis, SkinTone
 
-log = logging.getLogger("vanity.pipeline")
+if TYPE_CHECKING:
+    from edge.calibration import Calibration
+    from edge.catalog import Catalog
+    from edge.config import VanityConfig
+    from edge.detectors import Detector
+    from edge.makeup import Look, Renderer
+    from edge.runtime.base import Parser
+    from edge.sdnotify import Notifier
+    from edge.sources.base import Source
+    from edge.tone import ToneSmoother
 
-STAGES = ("acquire", "detect", "analyze", "tone", "render", "encode", "total")
+log = logging.getLogger(__name__)
+
+CompareMode = Literal["off", "before", "split"]
+"""What the mirror shows: the look (off), the face without makeup (before), or both halves (split)."""
+
+
+# ---------------------------------------------------------------------- stage inputs and outputs
+
+
+class Captured(NamedTuple):
+    """A frame as the capture thread delivered it."""
+
+    image: np.ndarray
+    """RGB uint8 (H, W, 3)."""
+    t: float
+    """Monotonic time it was read."""
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """One shown image, encoded: what viewers, snapshots and the page's face boxes read."""
+
+    jpeg: bytes
+    width: int
+    height: int
+    seq: int
+    """1 for the first frame published, then one more per frame."""
+    t: float
+    """Monotonic time it was published."""
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How the render stage shows a frame: the look, and the before/after mode."""
+
+    look: Look
+    compare: CompareMode = "off"
 
 
 class FrameSlot:
     """A one-frame mailbox: ``put`` replaces an unread frame and counts the drop."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._frame: np.ndarray | None = None
-        self._t = 0.0
-        self._seq = 0
+        self._frame: Captured | None = None
         self.dropped = 0
 
     def put(self, frame: np.ndarray, t: float) -> None:
@@ -47,41 +101,81 @@ class FrameSlot:
         with self._cond:
             if self._frame is not None:
                 self.dropped += 1
-            self._frame, self._t = frame, t
-            self._seq += 1
+            self._frame = Captured(frame, t)
             self._cond.notify()
 
-    def take(self, timeout: float) -> tuple[np.ndarray, float] | None:
+    def take(self, timeout: float) -> Captured | None:
         """The newest unread frame, waiting up to ``timeout`` seconds."""
         with self._cond:
             if self._frame is None:
                 self._cond.wait(timeout)
-            if self._frame is None:
-                return None
-            frame, t = self._frame, self._t
-            self._frame = None
-            return frame, t
+            got, self._frame = self._frame, None
+            return got
 
 
 class Broadcaster:
     """The latest encoded frame for every viewer; viewers never block the pipeline."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.jpeg: bytes = b""
-        self.seq = 0
-        self.t = 0.0
+        self._latest: EncodedFrame | None = None
 
-    def publish(self, jpeg: bytes, t: float) -> None:
+    def publish(self, jpeg: bytes, width: int, height: int, t: float) -> EncodedFrame:
         """Replace the frame (a slow viewer simply skips the ones it missed)."""
         with self._lock:
-            self.jpeg, self.t = jpeg, t
-            self.seq += 1
+            seq = 1 if self._latest is None else self._latest.seq + 1
+            self._latest = EncodedFrame(jpeg, width, height, seq, t)
+            return self._latest
 
-    def latest(self) -> tuple[int, bytes]:
-        """(sequence number, JPEG bytes)."""
+    def latest(self) -> EncodedFrame | None:
+        """The newest frame, or None before the first."""
         with self._lock:
-            return self.seq, self.jpeg
+            return self._latest
+
+    @property
+    def seq(self) -> int:
+        """Frames published so far."""
+        latest = self._latest
+        return 0 if latest is None else latest.seq
+
+
+def render_shown(
+    renderer: Renderer, frame: np.ndarray, face: FaceAnalysis | None, options: RenderOptions, flip: bool
+) -> np.ndarray:
+    """The render stage: the look on the face, or the face without it ("before"), or both halves (split).
+
+    In split view the *shown* left half keeps the face without makeup, with a white divider; the
+    image is flipped after rendering when ``flip`` is set, so that half is then the frame's right.
+    """
+    if face is None or options.compare == "before":
+        return frame
+    out = renderer.render(frame, face, options.look)
+    if options.compare == "split":
+        w = frame.shape[1]
+        half = w // 2
+        before = slice(w - half, w) if flip else slice(0, half)
+        out[:, before] = frame[:, before]
+        out[:, max(half - 1, 0) : half + 1] = 255
+    return out
+
+
+def encode_jpeg(image: np.ndarray, quality: int, flip: bool) -> bytes:
+    """The encode stage: flip like a mirror when asked, then JPEG.
+
+    Raises:
+        RuntimeError: OpenCV could not encode the image.
+    """
+    import cv2
+
+    if flip:
+        image = cv2.flip(image, 1)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+# ---------------------------------------------------------------------- what the server reads
 
 
 @dataclass
@@ -89,11 +183,55 @@ class Session:
     """The customer in front of the mirror. Forgotten after a while with no face."""
 
     look_name: str
-    look: Any
+    look: Look
     tone: SkinTone | None = None
     started: float = 0.0
     last_face: float = 0.0
-    compare: bool = False
+    compare: CompareMode = "off"
+    """Before/after; a new customer starts with the look shown."""
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """What the mirror sees and shows now: one consistent read for the server."""
+
+    session: Session
+    """A copy of the customer's session."""
+    face: FaceAnalysis | None
+    frame: EncodedFrame | None
+    flipped: bool
+    """Whether the shown image is flipped like a mirror (face boxes must be flipped too)."""
+    tone_reliable: bool
+    """Whether the tone is sure enough to recommend by (``analysis.tone_min_confidence``)."""
+    reset_after_s: float
+    camera: str
+    fps: float
+    now: float
+    """The session clock's time of this snapshot."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The parser in use."""
+
+    name: str
+    sha256: str
+    runtime: str
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PipelineMetrics:
+    """Counters and stage latencies, for ``/metrics`` and ``vanity bench``."""
+
+    fps: float
+    frames: int
+    dropped: int
+    """Frames replaced in the slot before processing."""
+    detections: int
+    camera_gaps: int
+    face_present: bool
+    stages: dict[str, StageSummary]
 
 
 @dataclass
@@ -111,17 +249,34 @@ class Health:
     """A stable key for the health loop's change-only logging (``reason`` carries live numbers)."""
 
 
-class Mirror:
-    """The daemon's pipeline. Build once; ``start``/``stop`` the threads, or call ``step``."""
+# ---------------------------------------------------------------------- the pipeline
+
+
+class LivePipeline:
+    """The daemon's live path. Build once; ``start``/``stop`` the threads, or call ``step``."""
 
     def __init__(
-        self, cfg, parser, detector, renderer, catalog, source, notifier=None, clock=time.monotonic, calibration=None
-    ):
-        """Wire the stages; nothing runs until :meth:`start`."""
+        self,
+        cfg: VanityConfig,
+        parser: Parser,
+        detector: Detector,
+        renderer: Renderer,
+        catalog: Catalog | None,
+        source: Source,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        calibration: Calibration | None = None,
+    ) -> None:
+        """Wire the stages; nothing runs until :meth:`start`.
+
+        Raises:
+            KeyError: ``cfg.render.look`` names no look.
+        """
         from edge.analysis import Analyzer
 
         self.cfg = cfg
         self.source = source
+        self.detector = detector
         self.renderer = renderer
         self.catalog = catalog
         self.calibration = calibration  # the kiosk's colour card measurement (edge.calibration), if any
@@ -147,10 +302,10 @@ class Mirror:
         # .tflite and .json replaced one after the other never log a transient hash mismatch.
         self.model_settle_s = 2.0
         self._model_sig = self._file_sig(self.model_path)
-        self._bad_sig: tuple | None = None
-        self._pending_sig: tuple | None = None
+        self._bad_sig: tuple[Any, ...] | None = None
+        self._pending_sig: tuple[Any, ...] | None = None
         self._pending_t = 0.0
-        self._next_parser = None
+        self._next_parser: Parser | None = None
         self._swap_lock = threading.Lock()
         self.frame_errors = 0
         self._last_frame_error = ("", 0.0)
@@ -159,53 +314,91 @@ class Mirror:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._tone_smoother = None
+        self._tone_smoother: ToneSmoother | None = None
         self.session = self._new_session()
         self._last_health: str | None = None
         self._last_pi: dict[str, bool] = {}
 
-    # ------------------------------------------------------------------ session
+    # ------------------------------------------------------------------ commands
 
     def _new_session(self) -> Session:
         name = self.cfg.render.look
-        return Session(name, self.resolve_look(name), started=self.clock())
+        return Session(name, resolve_look(name, self.catalog), started=self.clock())
 
-    def resolve_look(self, name: str):
-        """A look by name: the catalogue's first, then the built-ins; KeyError if neither has it."""
-        from edge.makeup import builtin_looks
+    def choose_look(self, name: str) -> Look:
+        """Wear a look by name (the catalogue's first, then the built-ins) from now on.
 
-        if self.catalog is not None:
-            try:
-                return self.catalog.look(name)
-            except KeyError:
-                pass
-        looks = builtin_looks()
-        if name not in looks:
-            raise KeyError(f"unknown look {name!r}")
-        return looks[name]
+        Raises:
+            KeyError: no such look.
+        """
+        look = resolve_look(name, self.catalog)
+        self.set_look(look, name)
+        return look
 
-    def set_look(self, look, name: str | None = None) -> None:
-        """Apply a look (a ``Look`` object) from now on."""
+    def set_look(self, look: Look, name: str | None = None) -> None:
+        """Apply a look from now on."""
         with self._lock:
             self.session.look = look
-            self.session.look_name = name or getattr(look, "name", "custom")
+            self.session.look_name = name or look.name
 
-    def set_compare(self, on: bool) -> None:
-        """Before/after: when on, the stream shows the face without makeup."""
+    def set_compare(self, mode: CompareMode) -> None:
+        """Before/after for this customer: the look (off), no makeup (before), or split view."""
         with self._lock:
-            self.session.compare = bool(on)
+            self.session.compare = mode
+
+    # ------------------------------------------------------------------ reads
+
+    def render_options(self) -> RenderOptions:
+        """How the next frame is shown (the session's look and before/after mode)."""
+        s = self.session
+        return RenderOptions(s.look, s.compare)
+
+    def snapshot(self) -> LiveSnapshot:
+        """What the mirror sees and shows now."""
+        with self._lock:
+            session = dataclasses.replace(self.session)
+        tone = session.tone
+        return LiveSnapshot(
+            session=session,
+            face=self.face,
+            frame=self.out.latest(),
+            flipped=self.cfg.render.flip,
+            tone_reliable=tone is not None and tone.confidence >= self.cfg.analysis.tone_min_confidence,
+            reset_after_s=self.cfg.session.reset_after_s,
+            camera=self.camera_state,
+            fps=self.fps.rate(time.monotonic()),
+            now=self.clock(),
+        )
+
+    def latest_frame(self) -> EncodedFrame | None:
+        """The newest shown frame, or None before the first."""
+        return self.out.latest()
+
+    def metrics(self) -> PipelineMetrics:
+        """Counters and per-stage latency over the recent window."""
+        return PipelineMetrics(
+            fps=self.fps.rate(time.monotonic()),
+            frames=self.frames,
+            dropped=self.slot.dropped,
+            detections=self.analyzer.detections,
+            camera_gaps=self.camera_gaps,
+            face_present=self.face is not None,
+            stages=self.stats.summary(),
+        )
+
+    def model_info(self) -> ModelInfo:
+        """The parser in use."""
+        parser = self.analyzer.parser
+        meta = parser.metadata
+        return ModelInfo(meta.name, meta.tflite_sha256, getattr(parser, "runtime_name", "?"), tuple(meta.classes))
 
     # ------------------------------------------------------------------ stages
 
-    def _acquire(self, timeout: float = 0.5) -> tuple[np.ndarray, float] | None:
-        return self.slot.take(timeout)
-
     def _analyze(self, frame: np.ndarray, now: float) -> FaceAnalysis | None:
-        # Only lipstick reads the mouth view: without it (or while "before" is shown) the inference is wasted.
-        look = self.session.look
-        self.analyzer.mouth_wanted = not self.session.compare and any(
-            layer.kind == "lipstick" and layer.intensity > 0 for layer in getattr(look, "layers", ())
-        )
+        """The tracking stage: detect (only when lost), track, parse, and the refinement passes the look reads."""
+        # A refinement pass is run only while a worn layer reads it (not while "before" is shown).
+        options = self.render_options()
+        self.analyzer.mouth_wanted = options.compare != "before" and "mouth" in self.renderer.refinements(options.look)
         face, st = self.analyzer.analyze(frame, now)
         if st.skipped:  # idle frame: the detector rested, nothing was measured
             return face
@@ -220,15 +413,15 @@ class Mirror:
         return face
 
     def _measure(self, frame: np.ndarray, face: FaceAnalysis | None, now: float) -> None:
+        """The analysis stage: starts or forgets the customer's session, and sets ``face.tone``."""
+        reset_after = self.cfg.session.reset_after_s
         if face is None:
-            if now - self.session.last_face > self.cfg.session.reset_after_s and self.session.tone is not None:
-                log.info("no face for %.0f s: session forgotten", self.cfg.session.reset_after_s)
-                self.session = self._new_session()
-                self._tone_smoother = None
+            if now - self.session.last_face > reset_after and self.session.tone is not None:
+                log.info("no face for %.0f s: session forgotten", reset_after)
+                self._forget_session()
             return
-        if self.session.last_face == 0.0 or now - self.session.last_face > self.cfg.session.reset_after_s:
-            self.session = self._new_session()
-            self._tone_smoother = None
+        if self.session.last_face == 0.0 or now - self.session.last_face > reset_after:
+            self._forget_session()
         self.session.last_face = now
         # Tone changes slowly; measuring every 5th frame keeps the hot loop light.
         if self.frames % 5 == 0:
@@ -243,45 +436,35 @@ class Mirror:
             self.stats.add("tone", (time.monotonic() - t0) * 1e3)
         face.tone = self.session.tone
 
-    def _render(self, frame: np.ndarray, face: FaceAnalysis | None) -> np.ndarray:
-        if face is None or self.session.compare:
-            return frame
-        return self.renderer.render(frame, face, self.session.look)
-
-    def _encode(self, image: np.ndarray) -> bytes:
-        import cv2
-
-        if self.cfg.render.mirror:
-            image = cv2.flip(image, 1)
-        ok, buf = cv2.imencode(
-            ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.cfg.server.jpeg_quality]
-        )
-        if not ok:
-            raise RuntimeError("JPEG encoding failed")
-        return buf.tobytes()
+    def _forget_session(self) -> None:
+        with self._lock:
+            self.session = self._new_session()
+        self._tone_smoother = None
 
     def step(self, frame: np.ndarray, t_captured: float | None = None) -> bytes:
         """Run every stage on one frame and publish it; returns the JPEG."""
         if self._next_parser is not None:  # a hot-swapped model takes over between two frames
             with self._swap_lock:
                 nxt, self._next_parser = self._next_parser, None
-            self.analyzer.set_parser(nxt)
+            if nxt is not None:
+                self.analyzer.set_parser(nxt)
         t0 = time.monotonic()
         now = self.clock()
+        acquire_ms = 0.0 if t_captured is None else (t0 - t_captured) * 1e3
         if t_captured is not None:
-            self.stats.add("acquire", (t0 - t_captured) * 1e3)
+            self.stats.add("acquire", acquire_ms)
         face = self._analyze(frame, now)
         self.face = face
         self._measure(frame, face, now)
         t1 = time.monotonic()
-        shown = self._render(frame, face)
+        shown = render_shown(self.renderer, frame, face, self.render_options(), self.cfg.render.flip)
         t2 = time.monotonic()
-        jpeg = self._encode(shown)
+        jpeg = encode_jpeg(shown, self.cfg.server.jpeg_quality, self.cfg.render.flip)
         t3 = time.monotonic()
         self.stats.add("render", (t2 - t1) * 1e3)
         self.stats.add("encode", (t3 - t2) * 1e3)
-        self.stats.add("total", (t3 - t0) * 1e3 + ((t0 - t_captured) * 1e3 if t_captured else 0.0))
-        self.out.publish(jpeg, t3)
+        self.stats.add("total", (t3 - t0) * 1e3 + acquire_ms)
+        self.out.publish(jpeg, shown.shape[1], shown.shape[0], t3)
         self.frames += 1
         self.fps.tick(t3)
         return jpeg
@@ -307,10 +490,7 @@ class Mirror:
                 if opened:
                     self.camera_gaps += 1
                 opened = False
-                try:
-                    self.source.close()
-                except Exception:
-                    pass
+                self._close_source()
                 self._set_camera("reconnecting", str(e))
                 self._stop.wait(delay)
                 delay = min(delay * 2, cfg.reconnect_max_s)
@@ -318,10 +498,13 @@ class Mirror:
             now = time.monotonic()
             self.last_frame_t = now
             self.slot.put(frame, now)
+        self._close_source()
+
+    def _close_source(self) -> None:
         try:
             self.source.close()
-        except Exception:
-            pass
+        except Exception:  # a camera that fails to close is reopened (or the daemon exits) anyway
+            log.debug("camera %s: close failed", self.source.name, exc_info=True)
 
     def _set_camera(self, state: str, error: str) -> None:
         if state != self.camera_state:
@@ -333,12 +516,11 @@ class Mirror:
 
     def _process_loop(self) -> None:
         while not self._stop.is_set():
-            got = self._acquire()
+            got = self.slot.take(0.5)
             if got is None:
                 continue
-            frame, t = got
             try:
-                self.step(frame, t)
+                self.step(got.image, got.t)
             except Exception as e:
                 # One bad frame is skipped; the stream goes on. A repeating error is logged
                 # once a minute, not 30 times a second.
@@ -359,7 +541,7 @@ class Mirror:
             self._last_health = h.state
             if self.notifier:
                 self.notifier.status(h.reason)
-        pi = {k: h.extras[k] for k in ("under_voltage", "throttling_now") if k in h.extras}
+        pi: dict[str, bool] = {k: h.extras[k] for k in ("under_voltage", "throttling_now") if k in h.extras}
         if pi != self._last_pi:
             bad = [k for k, v in pi.items() if v]
             if bad:
@@ -403,7 +585,7 @@ class Mirror:
     # ------------------------------------------------------------------ model
 
     @staticmethod
-    def _file_sig(path: Path) -> tuple:
+    def _file_sig(path: Path) -> tuple[Any, ...]:
         """Identity of the bundle's two files; ``("missing",)`` when either is absent."""
         try:
             st = path.stat()
@@ -413,7 +595,7 @@ class Mirror:
         return (st.st_mtime_ns, st.st_size, st.st_ino, side.st_mtime_ns, side.st_size, side.st_ino)
 
     @property
-    def parser(self):
+    def parser(self) -> Parser:
         """The parser the next frame will use (a swapped-in one before the hot loop picks it up)."""
         nxt = self._next_parser
         return self.analyzer.parser if nxt is None else nxt
@@ -479,7 +661,7 @@ class Mirror:
         elif age is None or age > self.cfg.health.max_frame_age_s:
             healthy, reason = False, "no frames" if age is None else f"last frame {age:.1f} s ago"
             state = "no-frames"
-        elif self.out.seq == 0 or now - self.out.t > self.cfg.health.max_frame_age_s:
+        elif (shown := self.out.latest()) is None or now - shown.t > self.cfg.health.max_frame_age_s:
             healthy, reason, state = False, "pipeline stalled", "stalled"
         else:
             healthy, reason, state = True, f"ok, {fps:.0f} fps", "ok"
@@ -547,8 +729,12 @@ class PiHealth:
     """:func:`read_pi_health`, cached: /healthz never forks ``vcgencmd`` per request, never blocks."""
 
     def __init__(
-        self, sys_root: Path = Path("/sys"), vcgencmd: str = "vcgencmd", ttl_s: float = 5.0, clock=time.monotonic
-    ):
+        self,
+        sys_root: Path = Path("/sys"),
+        vcgencmd: str = "vcgencmd",
+        ttl_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.sys_root, self.vcgencmd, self.ttl_s, self.clock = Path(sys_root), vcgencmd, ttl_s, clock
         self.reads = 0
         self._value: dict[str, Any] = {}

@@ -7,12 +7,16 @@ import secrets
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.config import SnapshotConfig
 
 
 class SnapshotStore:
     """Writes JPEGs with random names into one folder and deletes them when they expire."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: SnapshotConfig) -> None:
         self.dir = Path(cfg.directory)
         self.ttl_s = cfg.expire_hours * 3600.0
 

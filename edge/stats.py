@@ -22,7 +22,7 @@ class StageSummary:
 class StageStats:
     """Keeps the last ``window`` samples of each named stage (thread-safe)."""
 
-    def __init__(self, window: int = 600):
+    def __init__(self, window: int = 600) -> None:
         self._window = window
         self._data: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -53,7 +53,7 @@ class StageStats:
 class RateMeter:
     """Events per second over a sliding window of timestamps."""
 
-    def __init__(self, window_s: float = 2.0):
+    def __init__(self, window_s: float = 2.0) -> None:
         self._window = window_s
         self._ts: deque[float] = deque()
         self._lock = threading.Lock()

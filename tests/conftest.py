@@ -86,16 +86,16 @@ def fake_cfg():
 
 
 @pytest.fixture
-def fake_mirror(fake_cfg):
-    """A Mirror over fake stages, threads not started."""
+def fake_pipeline(fake_cfg):
+    """A LivePipeline over fake stages, threads not started."""
     from edge.catalog import load_catalog
     from edge.detectors import make_detector
     from edge.makeup import Renderer
-    from edge.pipeline import Mirror
+    from edge.pipeline import LivePipeline
     from edge.runtime.fake import FakeParser
     from edge.sources import make_source
 
-    return Mirror(
+    return LivePipeline(
         fake_cfg,
         FakeParser(),
         make_detector(fake_cfg.detector),

@@ -124,10 +124,10 @@ def test_flood_of_idle_sockets_leaves_healthz_answering(default_model, tmp_path)
     assert status == 0 and took < 2.0
 
 
-def test_request_must_arrive_within_the_header_timeout(fake_mirror, fake_cfg):
+def test_request_must_arrive_within_the_header_timeout(fake_pipeline, fake_cfg):
     """Guards against a client that trickles a request byte by byte holding a connection forever."""
     cfg = _with(fake_cfg, server={"header_timeout_s": 1.0})
-    with _serving(fake_mirror, cfg) as (port, guard, _):
+    with _serving(fake_pipeline, cfg) as (port, guard, _):
         silent = _half_request(port)
         trickle = _half_request(port)
         stop = threading.Event()
@@ -152,11 +152,11 @@ def test_request_must_arrive_within_the_header_timeout(fake_mirror, fake_cfg):
         assert httpx.get(f"http://127.0.0.1:{port}/api/catalog", timeout=5).status_code == 200
 
 
-def test_connection_cap_closes_idle_ones_and_keeps_answering(fake_mirror, fake_cfg):
+def test_connection_cap_closes_idle_ones_and_keeps_answering(fake_pipeline, fake_cfg):
     """Guards against idle sockets using up every connection so that /healthz (and the page) cannot get in."""
     cfg = _with(fake_cfg, server={"max_connections": 8, "max_streams": 2})
     probe = _probe()
-    with _serving(fake_mirror, cfg) as (port, guard, _):
+    with _serving(fake_pipeline, cfg) as (port, guard, _):
         idle = [_half_request(port) for _ in range(30)]
         try:
             t0 = time.monotonic()
@@ -170,12 +170,12 @@ def test_connection_cap_closes_idle_ones_and_keeps_answering(fake_mirror, fake_c
                 s.close()
 
 
-def test_live_channels_beyond_the_limit_get_503_and_health_stays_open(fake_mirror, fake_cfg):
+def test_live_channels_beyond_the_limit_get_503_and_health_stays_open(fake_pipeline, fake_cfg):
     """Guards against viewers without limit starving the pipeline, or a full house locking out /healthz."""
-    fake_mirror.step(synthetic_frame())
+    fake_pipeline.step(synthetic_frame())
     cfg = _with(fake_cfg, server={"max_streams": 2})
     probe = _probe()
-    with _serving(fake_mirror, cfg) as (port, _, _):
+    with _serving(fake_pipeline, cfg) as (port, _, _):
         held = []
         for _ in range(2):
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -200,32 +200,32 @@ def test_live_channels_beyond_the_limit_get_503_and_health_stays_open(fake_mirro
         assert "vanity_live_channels 0" in text
 
 
-def test_watchdog_starves_while_the_server_does_not_answer(fake_mirror):
+def test_watchdog_starves_while_the_server_does_not_answer(fake_pipeline):
     """Guards against feeding systemd's watchdog while nobody can reach the page (it would never restart)."""
     from edge.sdnotify import Notifier
 
     notifier = Notifier(address="")
-    fake_mirror.notifier = notifier
+    fake_pipeline.notifier = notifier
     answering = [False]
-    fake_mirror.server_alive = lambda: answering[0]
-    fake_mirror.health_interval = 0.02
-    fake_mirror.start()
+    fake_pipeline.server_alive = lambda: answering[0]
+    fake_pipeline.health_interval = 0.02
+    fake_pipeline.start()
     try:
         deadline = time.monotonic() + 10
-        while not fake_mirror.health().healthy and time.monotonic() < deadline:
+        while not fake_pipeline.health().healthy and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.3)
-        assert fake_mirror.health().healthy and "WATCHDOG=1" not in notifier.sent
+        assert fake_pipeline.health().healthy and "WATCHDOG=1" not in notifier.sent
         answering[0] = True
         deadline = time.monotonic() + 5
         while "WATCHDOG=1" not in notifier.sent and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
-        fake_mirror.stop()
+        fake_pipeline.stop()
     assert "WATCHDOG=1" in notifier.sent
 
 
-def test_server_probe_needs_an_http_answer(fake_mirror, fake_cfg):
+def test_server_probe_needs_an_http_answer(fake_pipeline, fake_cfg):
     """Guards against a liveness probe that counts a server accepting but never answering as alive."""
     from edge.netguard import ServerProbe
 
@@ -236,7 +236,7 @@ def test_server_probe_needs_an_http_answer(fake_mirror, fake_cfg):
         assert ServerProbe("127.0.0.1", mute.getsockname()[1], timeout_s=0.3).ok() is False
     finally:
         mute.close()
-    with _serving(fake_mirror, fake_cfg) as (port, _, _):
+    with _serving(fake_pipeline, fake_cfg) as (port, _, _):
         now = [0.0]
         probe = ServerProbe("0.0.0.0", port, every_s=5.0, clock=lambda: now[0])
         assert probe.ok() is True and probe.host == "127.0.0.1"
@@ -362,13 +362,13 @@ def test_blank_tokens_are_refused(token, tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def kiosk(fake_mirror, fake_cfg, tmp_path):
+def kiosk(fake_pipeline, fake_cfg, tmp_path):
     """The app with snapshots on, as a page on 127.0.0.1:8080 would reach it."""
     from edge.snapshots import SnapshotStore
 
     cfg = _with(fake_cfg, snapshots={"enabled": True, "directory": tmp_path / "snaps"})
-    fake_mirror.step(synthetic_frame())
-    app = create_app(fake_mirror, cfg, snapshots=SnapshotStore(cfg.snapshots))
+    fake_pipeline.step(synthetic_frame())
+    app = create_app(fake_pipeline, cfg, snapshots=SnapshotStore(cfg.snapshots))
     with TestClient(app, base_url="http://127.0.0.1:8080") as c:
         yield c
 
@@ -403,11 +403,11 @@ def test_cross_site_page_cannot_embed_the_image(kiosk):
     assert kiosk.get("/api/catalog", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200
 
 
-def test_lan_names_are_served_only_when_configured(fake_mirror, fake_cfg):
+def test_lan_names_are_served_only_when_configured(fake_pipeline, fake_cfg):
     """Guards against a LAN kiosk that answers no name (or any name)."""
-    fake_mirror.step(synthetic_frame())
+    fake_pipeline.step(synthetic_frame())
     cfg = _with(fake_cfg, server={"allowed_hosts": ["kiosk.local"]})
-    with TestClient(create_app(fake_mirror, cfg), base_url="http://kiosk.local:8080") as c:
+    with TestClient(create_app(fake_pipeline, cfg), base_url="http://kiosk.local:8080") as c:
         assert c.get("/frame.jpg").status_code == 200
         own = {"Origin": "http://kiosk.local:8080"}
         assert c.put("/api/look", json={"name": "none"}, headers=own).status_code == 200
@@ -473,11 +473,11 @@ def test_restart_is_not_tried_on_bad_configuration():
 # ---------------------------------------------------------------------- 5. keep-alive latency
 
 
-def test_accepted_sockets_have_tcp_nodelay(fake_mirror, fake_cfg):
+def test_accepted_sockets_have_tcp_nodelay(fake_pipeline, fake_cfg):
     """Guards against every keep-alive request waiting ~40 ms for a delayed ACK (Nagle on accepted sockets)."""
     from edge.netguard import SEND_BUFFER_BYTES
 
-    with _serving(fake_mirror, fake_cfg) as (port, _, server), httpx.Client(timeout=5) as c:
+    with _serving(fake_pipeline, fake_cfg) as (port, _, server), httpx.Client(timeout=5) as c:
         c.get(f"http://127.0.0.1:{port}/api/catalog")
         conns = list(server.server_state.connections)
         assert conns

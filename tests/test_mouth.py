@@ -136,12 +136,12 @@ def test_kiosk_runs_the_mouth_pass_only_while_lipstick_is_worn(fake_cfg):
     from edge.catalog import load_catalog
     from edge.detectors import make_detector
     from edge.makeup import Renderer
-    from edge.pipeline import Mirror
+    from edge.pipeline import LivePipeline
     from edge.sources import make_source
 
     parser = FakeParser(mouth=True)
     det, source = make_detector(fake_cfg.detector), make_source(fake_cfg.source)
-    mirror = Mirror(fake_cfg, parser, det, Renderer(), load_catalog(fake_cfg.catalog), source)
+    mirror = LivePipeline(fake_cfg, parser, det, Renderer(), load_catalog(fake_cfg.catalog), source)
     mirror.step(synthetic_frame())  # the customer arrives: a session starts with the default look
     mirror.set_look(Look(name="cheeks", layers=[LayerSpec(kind="blush", color="#e07070")]))
     parser.calls = 0
@@ -152,7 +152,7 @@ def test_kiosk_runs_the_mouth_pass_only_while_lipstick_is_worn(fake_cfg):
     for i in range(3):
         mirror.step(synthetic_frame(seed=i))
     assert parser.calls == 3 + 6 and mirror.face.mouth is not None
-    mirror.set_compare(True)  # "before": no makeup shown, so no mouth pass either
+    mirror.set_compare("before")  # "before": no makeup shown, so no mouth pass either
     mirror.step(synthetic_frame())
     assert parser.calls == 3 + 6 + 1 and mirror.face.mouth is None
 

@@ -12,7 +12,7 @@ from edge.analysis.parse import box_from_probs
 from edge.analysis.tracker import OneEuro
 from edge.config import load_config
 from edge.contract import CropGeometry, FaceBox
-from edge.pipeline import FrameSlot, Mirror
+from edge.pipeline import FrameSlot, LivePipeline
 from edge.runtime.fake import FakeParser, fake_labels
 from tests.conftest import synthetic_frame
 
@@ -59,12 +59,12 @@ def test_tracker_box_from_labels_maps_back_to_the_image():
     assert an.tracking is False
 
 
-def test_analyzer_detects_once_then_tracks(fake_mirror):
+def test_analyzer_detects_once_then_tracks(fake_pipeline):
     """Guards against running the expensive detector on every frame."""
     for i in range(10):
-        fake_mirror.step(synthetic_frame(seed=i))
-    assert fake_mirror.analyzer.detections == 1
-    assert fake_mirror.face is not None
+        fake_pipeline.step(synthetic_frame(seed=i))
+    assert fake_pipeline.analyzer.detections == 1
+    assert fake_pipeline.face is not None
 
 
 def test_each_frame_result_carries_its_own_stage_timings(fake_cfg):
@@ -82,33 +82,34 @@ def test_each_frame_result_carries_its_own_stage_timings(fake_cfg):
     assert second.times.total == second.times.track > 0
 
 
-def test_step_renders_and_publishes_a_jpeg(fake_mirror):
+def test_step_renders_and_publishes_a_jpeg(fake_pipeline):
     """Guards against a pipeline that publishes nothing or an unreadable image."""
-    jpeg = fake_mirror.step(synthetic_frame())
+    jpeg = fake_pipeline.step(synthetic_frame())
     img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert img.shape == (480, 640, 3)
-    seq, latest = fake_mirror.out.latest()
-    assert seq == 1 and latest == jpeg
+    latest = fake_pipeline.latest_frame()
+    assert latest is not None and latest.seq == 1 and latest.jpeg == jpeg
+    assert (latest.width, latest.height) == (640, 480)
     for stage in ("analyze", "render", "encode", "total"):
-        assert stage in fake_mirror.stats.summary()
+        assert stage in fake_pipeline.stats.summary()
 
 
-def test_threads_run_and_health_follows_frames(fake_mirror):
+def test_threads_run_and_health_follows_frames(fake_pipeline):
     """Guards against /healthz saying healthy while no frames flow."""
-    assert not fake_mirror.health().healthy
-    fake_mirror.start()
+    assert not fake_pipeline.health().healthy
+    fake_pipeline.start()
     try:
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not fake_mirror.health().healthy:
+        while time.monotonic() < deadline and not fake_pipeline.health().healthy:
             time.sleep(0.05)
-        assert fake_mirror.health().healthy, fake_mirror.health().reason
-        assert fake_mirror.frames > 0
+        assert fake_pipeline.health().healthy, fake_pipeline.health().reason
+        assert fake_pipeline.frames > 0
     finally:
         t0 = time.monotonic()
-        fake_mirror.stop()
+        fake_pipeline.stop()
         assert time.monotonic() - t0 < 2.0
-    time.sleep(fake_mirror.cfg.health.max_frame_age_s + 0.1)
-    assert not fake_mirror.health().healthy
+    time.sleep(fake_pipeline.cfg.health.max_frame_age_s + 0.1)
+    assert not fake_pipeline.health().healthy
 
 
 def test_camera_failure_is_survived_and_recovered(fake_cfg):
@@ -124,7 +125,7 @@ def test_camera_failure_is_survived_and_recovered(fake_cfg):
             "health": fake_cfg.health.model_copy(update={"reconnect_min_s": 0.05, "max_frame_age_s": 0.3}),
         }
     )
-    m = Mirror(
+    m = LivePipeline(
         cfg, FakeParser(), make_detector(cfg.detector), Renderer(), load_catalog(cfg.catalog), make_source(cfg.source)
     )
     m.start()
@@ -145,17 +146,15 @@ def test_camera_failure_is_survived_and_recovered(fake_cfg):
         m.stop()
 
 
-def test_session_resets_after_no_face(fake_cfg):
-    """Guards against the next customer inheriting the previous one's look and tone."""
+def _clocked_pipeline(fake_cfg, parser: FakeParser, now: list[float]) -> LivePipeline:
+    """A pipeline over fake stages whose session clock reads ``now[0]``; sessions end after 5 s without a face."""
     from edge.catalog import load_catalog
     from edge.detectors import make_detector
     from edge.makeup import Renderer
     from edge.sources import make_source
 
-    now = [0.0]
     cfg = fake_cfg.model_copy(update={"session": fake_cfg.session.model_copy(update={"reset_after_s": 5})})
-    parser = FakeParser()
-    m = Mirror(
+    return LivePipeline(
         cfg,
         parser,
         make_detector(cfg.detector),
@@ -164,8 +163,15 @@ def test_session_resets_after_no_face(fake_cfg):
         make_source(cfg.source),
         clock=lambda: now[0],
     )
+
+
+def test_session_resets_after_no_face(fake_cfg):
+    """Guards against the next customer inheriting the previous one's look and tone."""
+    now = [0.0]
+    parser = FakeParser()
+    m = _clocked_pipeline(fake_cfg, parser, now)
     m.step(synthetic_frame())
-    m.set_look(m.resolve_look("none"), "none")
+    m.choose_look("none")
     assert m.session.look_name == "none"
     parser.face = False
     parser._probs[:] = 0
@@ -178,7 +184,7 @@ def test_session_resets_after_no_face(fake_cfg):
     parser.__init__(face=True)
     now[0] = 8.0
     m.step(synthetic_frame())
-    assert m.session.look_name == cfg.render.look
+    assert m.session.look_name == m.cfg.render.look
 
 
 def test_detector_rests_when_nobody_is_there():
@@ -192,3 +198,17 @@ def test_detector_rests_when_nobody_is_there():
     for _ in range(9):
         assert an.analyze(frame).face is None
     assert det.calls == 3
+
+
+def test_split_view_and_before_belong_to_the_customer(fake_cfg):
+    """Guards against the next customer inheriting the previous one's split view or 'before' mode."""
+    now = [1.0]
+    m = _clocked_pipeline(fake_cfg, FakeParser(), now)
+    m.step(synthetic_frame())
+    m.set_compare("split")
+    now[0] = 2.0
+    m.step(synthetic_frame())  # the same customer: still split
+    assert m.snapshot().session.compare == "split" and m.render_options().compare == "split"
+    now[0] = 10.0  # the face comes back after reset_after_s: a new customer
+    m.step(synthetic_frame())
+    assert m.snapshot().session.compare == "off"

@@ -172,7 +172,7 @@ def test_daemon_writes_no_image_and_connects_nowhere(strace, default_model, tmp_
     assert not snaps.exists(), "the snapshots folder was created while snapshots are disabled"
 
 
-def test_snapshot_is_refused_when_disabled(fake_mirror, fake_cfg, tmp_path):
+def test_snapshot_is_refused_when_disabled(fake_pipeline, fake_cfg, tmp_path):
     """Guards against a photo being saved on a kiosk whose owner turned snapshots off."""
     from fastapi.testclient import TestClient
 
@@ -184,16 +184,16 @@ def test_snapshot_is_refused_when_disabled(fake_mirror, fake_cfg, tmp_path):
     cfg = fake_cfg.model_copy(
         update={"snapshots": fake_cfg.snapshots.model_copy(update={"enabled": False, "directory": snaps})}
     )
-    fake_mirror.step(synthetic_frame())  # there is a frame to save
+    fake_pipeline.step(synthetic_frame())  # there is a frame to save
     # As the daemon wires it (no store), and with a store handed over by mistake.
     for store in (None, SnapshotStore(cfg.snapshots)):
-        with TestClient(create_app(fake_mirror, cfg, snapshots=store)) as client:
+        with TestClient(create_app(fake_pipeline, cfg, snapshots=store)) as client:
             r = client.post("/api/snapshot")
             assert r.status_code == 403, r.text
     assert not snaps.exists() or not any(snaps.iterdir())
 
 
-def test_snapshot_is_written_only_when_enabled_and_asked(fake_mirror, fake_cfg, tmp_path):
+def test_snapshot_is_written_only_when_enabled_and_asked(fake_pipeline, fake_cfg, tmp_path):
     """Guards against the refusal above passing only because saving is broken altogether."""
     from fastapi.testclient import TestClient
 
@@ -205,8 +205,8 @@ def test_snapshot_is_written_only_when_enabled_and_asked(fake_mirror, fake_cfg, 
     cfg = fake_cfg.model_copy(
         update={"snapshots": fake_cfg.snapshots.model_copy(update={"enabled": True, "directory": snaps})}
     )
-    fake_mirror.step(synthetic_frame())
-    with TestClient(create_app(fake_mirror, cfg, snapshots=SnapshotStore(cfg.snapshots))) as client:
+    fake_pipeline.step(synthetic_frame())
+    with TestClient(create_app(fake_pipeline, cfg, snapshots=SnapshotStore(cfg.snapshots))) as client:
         assert not snaps.exists()
         client.get("/api/state")
         assert not snaps.exists()

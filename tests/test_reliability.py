@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.pipeline import THROTTLED_SYSFS, Mirror, PiHealth, read_pi_health
+from edge.pipeline import THROTTLED_SYSFS, LivePipeline, PiHealth, read_pi_health
 from edge.sdnotify import Notifier
 from tests.conftest import ROOT, free_port
 
@@ -34,15 +34,15 @@ def _wait(cond, timeout: float, what: str, poll: float = 0.02) -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def _mirror(cfg, parser=None, notifier=None) -> Mirror:
-    """A Mirror over the config's source and detector (FakeParser unless a parser is given)."""
+def _mirror(cfg, parser=None, notifier=None) -> LivePipeline:
+    """A LivePipeline over the config's source and detector (FakeParser unless a parser is given)."""
     from edge.catalog import load_catalog
     from edge.detectors import make_detector
     from edge.makeup import Renderer
     from edge.runtime.fake import FakeParser
     from edge.sources import make_source
 
-    return Mirror(
+    return LivePipeline(
         cfg,
         parser or FakeParser(),
         make_detector(cfg.detector),
@@ -116,7 +116,7 @@ def test_pi_health_is_empty_off_a_pi(tmp_path):
     assert read_pi_health(tmp_path, vcgencmd="vanity-no-such-vcgencmd") == {}
 
 
-def test_healthz_does_not_fork_vcgencmd_per_request(fake_mirror, pi_root, tmp_path, monkeypatch):
+def test_healthz_does_not_fork_vcgencmd_per_request(fake_pipeline, pi_root, tmp_path, monkeypatch):
     """Guards against a kiosk page polling /healthz forking `vcgencmd` on every request."""
     from fastapi.testclient import TestClient
 
@@ -126,15 +126,15 @@ def test_healthz_does_not_fork_vcgencmd_per_request(fake_mirror, pi_root, tmp_pa
     _fake_vcgencmd(tmp_path / "bin", "throttled=0x0", calls)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     now = [100.0]
-    fake_mirror.pi_health = PiHealth(pi_root, ttl_s=5.0, clock=lambda: now[0])
-    with TestClient(create_app(fake_mirror, fake_mirror.cfg)) as client:
+    fake_pipeline.pi_health = PiHealth(pi_root, ttl_s=5.0, clock=lambda: now[0])
+    with TestClient(create_app(fake_pipeline, fake_pipeline.cfg)) as client:
         for _ in range(30):
             body = client.get("/healthz").json()
         assert body["cpu_temp_c"] == pytest.approx(61.234) and body["throttled"] == "0x0"
         assert _calls(calls) == 1
         # The health loop refreshes every ttl_s; requests alone refresh only a stale value.
         now[0] += 6.0
-        fake_mirror.health_tick()
+        fake_pipeline.health_tick()
         client.get("/healthz")
         assert _calls(calls) == 2
         now[0] += 6.0
@@ -149,17 +149,17 @@ def test_healthz_does_not_fork_vcgencmd_per_request(fake_mirror, pi_root, tmp_pa
 # ---------------------------------------------------------------------- health loop: logs and watchdog
 
 
-def test_steady_health_logs_once(fake_mirror, caplog):
+def test_steady_health_logs_once(fake_pipeline, caplog):
     """Guards against log spam: a steady state (fps wobbling) must log one line, not one per second."""
-    caplog.set_level(logging.INFO, logger="vanity.pipeline")
-    fake_mirror.health_interval = 0.02
-    fake_mirror.start()
+    caplog.set_level(logging.INFO, logger="edge.pipeline")
+    fake_pipeline.health_interval = 0.02
+    fake_pipeline.start()
     try:
-        _wait(lambda: fake_mirror.health().healthy, 5, "frames")
+        _wait(lambda: fake_pipeline.health().healthy, 5, "frames")
         time.sleep(1.2)  # ~60 health rounds
-        assert fake_mirror.health().healthy
+        assert fake_pipeline.health().healthy
     finally:
-        fake_mirror.stop()
+        fake_pipeline.stop()
     health = [r.getMessage() for r in caplog.records if r.getMessage().startswith("health:")]
     assert sum(m.startswith("health: ok") for m in health) == 1, health
     assert len(health) <= 2, health  # at most a "camera starting" before the first frame
@@ -193,10 +193,10 @@ def test_watchdog_is_not_fed_while_frames_stop(fake_cfg):
     assert "WATCHDOG=1" in sent[:outage]
 
 
-def test_health_loop_survives_an_error(fake_mirror, caplog):
+def test_health_loop_survives_an_error(fake_pipeline, caplog):
     """Guards against one failing health round killing the loop (and so the watchdog) for good."""
     calls = {"n": 0}
-    real = fake_mirror.check_model
+    real = fake_pipeline.check_model
 
     def flaky():
         calls["n"] += 1
@@ -204,13 +204,13 @@ def test_health_loop_survives_an_error(fake_mirror, caplog):
             raise OSError("disk hiccup")
         return real()
 
-    fake_mirror.check_model = flaky
-    fake_mirror.health_interval = 0.02
-    fake_mirror.start()
+    fake_pipeline.check_model = flaky
+    fake_pipeline.health_interval = 0.02
+    fake_pipeline.start()
     try:
         _wait(lambda: calls["n"] >= 5, 5, "health rounds after the error")
     finally:
-        fake_mirror.stop()
+        fake_pipeline.stop()
     assert any("health check failed" in r.getMessage() for r in caplog.records)
 
 
@@ -243,7 +243,7 @@ def bundle(default_model, tmp_path) -> Path:
 
 @pytest.fixture
 def swap_mirror(fake_cfg, bundle):
-    """A Mirror running the real bundle copy, threads not started."""
+    """A LivePipeline running the real bundle copy, threads not started."""
     from edge.runtime import open_parser
 
     cfg = _with(fake_cfg, model={"path": bundle, "threads": 1}, source={"fps": 60})
@@ -252,7 +252,7 @@ def swap_mirror(fake_cfg, bundle):
     m.stop()
 
 
-def _sample_gaps(m: Mirror, stop: threading.Event, out: dict) -> None:
+def _sample_gaps(m: LivePipeline, stop: threading.Event, out: dict) -> None:
     last_seq, last_t = m.out.seq, time.monotonic()
     out["max_gap"] = 0.0
     while not stop.is_set():

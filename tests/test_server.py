@@ -14,9 +14,9 @@ from tests.conftest import synthetic_frame
 
 
 @pytest.fixture
-def client(fake_mirror, fake_cfg):
-    fake_mirror.step(synthetic_frame())
-    app = create_app(fake_mirror, fake_cfg)
+def client(fake_pipeline, fake_cfg):
+    fake_pipeline.step(synthetic_frame())
+    app = create_app(fake_pipeline, fake_cfg)
     with TestClient(app) as c:
         yield c
 
@@ -31,15 +31,15 @@ def test_page_and_assets_are_served_locally(client):
         assert a.status_code == 200 and "https://" not in a.text
 
 
-def test_healthz_reflects_frame_flow(client, fake_mirror):
+def test_healthz_reflects_frame_flow(client, fake_pipeline):
     """Guards against a health check that is 200 while no frames flow."""
     r = client.get("/healthz")
     assert r.status_code == 503 and "reason" in r.json()  # nothing captured by the camera thread yet
-    fake_mirror.camera_state = "ok"
+    fake_pipeline.camera_state = "ok"
     import time
 
-    fake_mirror.last_frame_t = time.monotonic()
-    fake_mirror.step(synthetic_frame())
+    fake_pipeline.last_frame_t = time.monotonic()
+    fake_pipeline.step(synthetic_frame())
     assert client.get("/healthz").status_code == 200
 
 
@@ -82,10 +82,10 @@ def test_snapshot_is_off_by_default(client):
     assert client.post("/api/snapshot").status_code == 403
 
 
-def test_token_required_when_configured(fake_mirror, fake_cfg):
+def test_token_required_when_configured(fake_pipeline, fake_cfg):
     """Guards against control endpoints open to the network when bound off loopback."""
-    fake_mirror.step(synthetic_frame())
-    app = create_app(fake_mirror, fake_cfg, token="s3cret-token-0123456789")
+    fake_pipeline.step(synthetic_frame())
+    app = create_app(fake_pipeline, fake_cfg, token="s3cret-token-0123456789")
     with TestClient(app) as c:
         assert c.put("/api/look", json={"name": "none"}).status_code == 401
         assert c.get("/frame.jpg").status_code == 401
@@ -128,20 +128,20 @@ def _decode(jpeg: bytes):
     return cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(float)
 
 
-def test_split_view_shows_before_and_after_halves(client, fake_mirror):
+def test_split_view_shows_before_and_after_halves(client, fake_pipeline):
     """Guards against a split view that is only a label: the left half must really be the face without makeup."""
     frame = synthetic_frame()
     assert client.put("/api/look", json={"name": "bold"}).status_code == 200
     for _ in range(3):  # let the class-map smoothing settle on this frame
-        fake_mirror.step(frame)
+        fake_pipeline.step(frame)
     assert client.put("/api/compare", json={"mode": "before"}).json() == {"compare": True, "mode": "before"}
-    before = _decode(fake_mirror.step(frame))
+    before = _decode(fake_pipeline.step(frame))
     assert client.put("/api/compare", json={"mode": "off"}).json()["mode"] == "off"
-    after = _decode(fake_mirror.step(frame))
+    after = _decode(fake_pipeline.step(frame))
     r = client.put("/api/compare", json={"mode": "split"})
     assert r.status_code == 200 and r.json() == {"compare": False, "mode": "split"}
     assert client.get("/api/state").json()["compare_mode"] == "split"
-    split = _decode(fake_mirror.step(frame))
+    split = _decode(fake_pipeline.step(frame))
     half = split.shape[1] // 2
     assert abs(before - after).mean() > 0.5, "the look must change the frame for this test to mean anything"
     assert abs(split[:, : half - 4] - before[:, : half - 4]).mean() < 1.5  # shown left = before
@@ -192,28 +192,28 @@ def test_state_tells_the_page_what_it_needs(client, fake_cfg):
         assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
 
 
-def test_snapshot_when_enabled(fake_mirror, fake_cfg, tmp_path):
+def test_snapshot_when_enabled(fake_pipeline, fake_cfg, tmp_path):
     """Guards against a save button that does not save, or a photo stored without an expiry."""
     from edge.snapshots import SnapshotStore
 
     cfg = fake_cfg.model_copy(
         update={"snapshots": fake_cfg.snapshots.model_copy(update={"enabled": True, "directory": tmp_path})}
     )
-    fake_mirror.step(synthetic_frame())
-    with TestClient(create_app(fake_mirror, cfg, snapshots=SnapshotStore(cfg.snapshots))) as c:
+    fake_pipeline.step(synthetic_frame())
+    with TestClient(create_app(fake_pipeline, cfg, snapshots=SnapshotStore(cfg.snapshots))) as c:
         assert c.get("/api/state").json()["features"]["snapshots"] is True
         r = c.post("/api/snapshot")
         assert r.status_code == 200 and r.json()["expires_in_s"] == cfg.snapshots.expire_hours * 3600
         assert (tmp_path / f"{r.json()['id']}.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 
-def test_foreign_origin_cannot_write_and_no_wildcard_cors(fake_mirror, fake_cfg):
+def test_foreign_origin_cannot_write_and_no_wildcard_cors(fake_pipeline, fake_cfg):
     """Guards against another web page driving the mirror through the kiosk's browser (CSRF) or '*' CORS."""
-    fake_mirror.step(synthetic_frame())
+    fake_pipeline.step(synthetic_frame())
     cfg = fake_cfg.model_copy(
         update={"server": fake_cfg.server.model_copy(update={"allowed_origins": ["*", "http://pos.local"]})}
     )
-    with TestClient(create_app(fake_mirror, cfg)) as c:
+    with TestClient(create_app(fake_pipeline, cfg)) as c:
         evil = {"Origin": "http://evil.example"}
         assert c.put("/api/look", json={"name": "none"}, headers=evil).status_code == 403
         assert c.post("/api/snapshot", headers=evil).status_code == 403
@@ -233,10 +233,10 @@ def test_openapi_schema_and_no_cdn_docs(client):
     assert client.get("/docs").status_code == 404
 
 
-def test_state_and_stream_need_the_token(fake_mirror, fake_cfg):
+def test_state_and_stream_need_the_token(fake_pipeline, fake_cfg):
     """Guards against the customer's face or skin tone readable from the network when bound off loopback."""
-    fake_mirror.step(synthetic_frame())
-    with TestClient(create_app(fake_mirror, fake_cfg, token="s3cret-token-0123456789")) as c:
+    fake_pipeline.step(synthetic_frame())
+    with TestClient(create_app(fake_pipeline, fake_cfg, token="s3cret-token-0123456789")) as c:
         for path in ("/api/state", "/api/look", "/api/events", "/stream.mjpg", "/frame.jpg"):
             assert c.get(path).status_code == 401, path
         assert c.get("/api/state?token=wrong-token-0123456789").status_code == 401
@@ -253,16 +253,16 @@ except ImportError:  # pragma: no cover - depends on the dev extra
 
 @pytest.fixture
 def running_app(fake_cfg):
-    """The app over a started mirror (fake camera at 30 fps), so /healthz is honestly 200."""
+    """The app over a started pipeline (fake camera at 30 fps), so /healthz is honestly 200."""
     from edge.catalog import load_catalog
     from edge.detectors import make_detector
     from edge.makeup import Renderer
-    from edge.pipeline import Mirror
+    from edge.pipeline import LivePipeline
     from edge.runtime.fake import FakeParser
     from edge.sources import make_source
 
     cfg = fake_cfg.model_copy(update={"source": fake_cfg.source.model_copy(update={"fps": 30.0})})
-    mirror = Mirror(
+    pipeline = LivePipeline(
         cfg,
         FakeParser(),
         make_detector(cfg.detector),
@@ -270,14 +270,14 @@ def running_app(fake_cfg):
         load_catalog(cfg.catalog),
         make_source(cfg.source),
     )
-    mirror.start()
+    pipeline.start()
     import time
 
     deadline = time.monotonic() + 10
-    while not mirror.health().healthy and time.monotonic() < deadline:
+    while not pipeline.health().healthy and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield create_app(mirror, cfg)
-    mirror.stop()
+    yield create_app(pipeline, cfg)
+    pipeline.stop()
 
 
 def test_schemathesis_api(running_app):
@@ -298,3 +298,38 @@ def test_schemathesis_api(running_app):
         check()
         tested += 1
     assert tested >= 7
+
+
+def test_unexpected_error_is_logged_with_its_request_id(fake_pipeline, fake_cfg, caplog, monkeypatch):
+    """Guards against a 500 nobody can trace: the reply and the log must name the same request id,
+    and the log must not carry the query (it may hold the token)."""
+    import logging
+
+    fake_pipeline.step(synthetic_frame())
+
+    def broken():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(fake_pipeline, "snapshot", broken)
+    caplog.set_level(logging.ERROR, logger="edge.server.errors")
+    with TestClient(create_app(fake_pipeline, fake_cfg), raise_server_exceptions=False) as c:
+        r = c.get("/api/state?token=secret-in-the-query")
+        ok = c.get("/healthz")
+    assert r.status_code == 500
+    rid = r.headers["x-request-id"]
+    assert r.json() == {"detail": "internal error: RuntimeError", "request_id": rid}
+    assert ok.headers["x-request-id"] and ok.headers["x-request-id"] != rid
+    logged = [rec for rec in caplog.records if rid in rec.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+    assert "secret-in-the-query" not in caplog.text
+
+
+def test_added_product_names_the_look(client):
+    """Guards against the page titling a look by the previous one after a product was added to it."""
+    cat = client.get("/api/catalog").json()
+    lips = next(p for p in cat["products"] if p["category"] == "lips")
+    client.put("/api/look", json={"name": "bold"})
+    look = client.put("/api/look", json={"sku": lips["sku"], "action": "add"}).json()
+    assert look["name"] == "custom" and lips["shade"] in look["look"]["title"]
+    kinds = [lay["kind"] for lay in look["look"]["layers"]]
+    assert kinds.count("lipstick") == 1 and len(kinds) == 5  # bold's lipstick replaced, the rest kept

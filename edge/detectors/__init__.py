@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
 from edge.contract import FaceBox
+
+if TYPE_CHECKING:
+    from edge.config import DetectorConfig
 
 
 class Detection(NamedTuple):
@@ -44,12 +47,13 @@ _MODULES = {
 }
 
 
-def make_detector(cfg) -> Detector:
+def make_detector(cfg: DetectorConfig) -> Detector:
     """Build the detector a config entry describes."""
-    return importlib.import_module(_MODULES[cfg.kind]).create(cfg)
+    detector: Detector = importlib.import_module(_MODULES[cfg.kind]).create(cfg)
+    return detector
 
 
-def describe_detector(cfg) -> dict:
+def describe_detector(cfg: DetectorConfig) -> dict[str, Any]:
     """What the configured detector is: kind, and for a shipped model its licence and provenance."""
     mod = importlib.import_module(_MODULES[cfg.kind])
     describe = getattr(mod, "describe", None)

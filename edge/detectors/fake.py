@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edge.contract import FaceBox
 from edge.detectors import Detection
 
+if TYPE_CHECKING:
+    from edge.config import FakeDetectorConfig
+
 
 class FakeDetector:
     """Always returns the configured box, or nothing."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: FakeDetectorConfig) -> None:
         self.cfg = cfg
         self.calls = 0
 
@@ -27,6 +32,6 @@ class FakeDetector:
         return self.detect(image)
 
 
-def create(cfg) -> FakeDetector:
+def create(cfg: FakeDetectorConfig) -> FakeDetector:
     """Factory used by :func:`edge.detectors.make_detector`."""
     return FakeDetector(cfg)

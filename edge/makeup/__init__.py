@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.makeup.base import LAYER_ORDER, FaceMasks, Finish, Layer, LayerKind, LayerSpec, Look
+from edge.makeup.base import LAYER_ORDER, FaceMasks, Finish, Layer, LayerKind, LayerSpec, Look, Refinement
 from edge.makeup.blush import Blush
 from edge.makeup.brows import Brows
 from edge.makeup.eyeliner import Eyeliner
@@ -27,6 +27,7 @@ __all__ = [
     "LayerKind",
     "LayerSpec",
     "Look",
+    "Refinement",
     "Renderer",
     "builtin_looks",
 ]
@@ -47,6 +48,14 @@ class Renderer:
         self.feather_px = float(feather_px)
         self._layers: dict[str, Layer] = {cls.kind: cls() for cls in _LAYER_CLASSES}
         self._rank = {kind: i for i, kind in enumerate(LAYER_ORDER)}
+
+    def refinements(self, look: Look) -> frozenset[Refinement]:
+        """The refinement passes the look's worn layers read (none for a look without lipstick)."""
+        needed: frozenset[Refinement] = frozenset()
+        for spec in look.layers:
+            if spec.intensity > 0:
+                needed |= self._layers[spec.kind].refinements
+        return needed
 
     def render(self, frame_rgb: np.ndarray, face: FaceAnalysis, look: Look) -> np.ndarray:
         """Return a copy of ``frame_rgb`` with ``look`` applied to ``face``.

@@ -23,6 +23,8 @@ from edge.types import FaceAnalysis, MouthView, mouth_window
 
 LayerKind = Literal["lipstick", "blush", "eyeshadow", "eyeliner", "brows", "foundation"]
 Finish = Literal["matte", "satin", "gloss", "shimmer"]
+Refinement = Literal["mouth"]
+"""An extra parse a layer reads: ``mouth`` is the zoomed mouth view (:class:`edge.types.MouthView`)."""
 
 LAYER_ORDER: tuple[str, ...] = ("foundation", "blush", "eyeshadow", "eyeliner", "brows", "lipstick")
 """Order in which layers are painted, as a make-up artist would (base first, lips last)."""
@@ -431,6 +433,8 @@ class Layer(ABC):
     """One kind of makeup. Instances are cached by the renderer and must be stateless per frame."""
 
     kind: ClassVar[str]
+    refinements: ClassVar[frozenset[Refinement]] = frozenset()
+    """The refinement passes this layer reads; the live tracker runs a pass only while a worn layer needs it."""
 
     @abstractmethod
     def apply(self, frame: np.ndarray, masks: FaceMasks, spec: LayerSpec) -> None:

@@ -30,6 +30,7 @@ class Lipstick(Layer):
     """Upper and lower lips, never the teeth or the inside of the mouth."""
 
     kind = "lipstick"
+    refinements = frozenset({"mouth"})
 
     def __init__(self) -> None:
         self._sparkle: dict[int, np.ndarray] = {}

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from edge.sources.base import Source, SourceError
+
+if TYPE_CHECKING:
+    from edge.config import SourceConfig
 
 _MODULES = {
     "demo": "edge.sources.demo",
@@ -16,10 +20,11 @@ _MODULES = {
 }
 
 
-def make_source(cfg) -> Source:
+def make_source(cfg: SourceConfig) -> Source:
     """Build the source a config entry describes (its module is imported only now)."""
     mod = importlib.import_module(_MODULES[cfg.kind])
-    return mod.create(cfg)
+    source: Source = mod.create(cfg)
+    return source
 
 
 __all__ = ["Source", "SourceError", "make_source"]

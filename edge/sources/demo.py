@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge.config import PACKAGE_DATA
 from edge.sources.base import Pacer, SourceError
+
+if TYPE_CHECKING:
+    from edge.config import DemoSourceConfig
 
 DEMO_IMAGE = PACKAGE_DATA / "demo" / "astronaut.jpg"
 # Head centre and size in the 512x512 photo (measured with the Haar cascade).
@@ -39,7 +44,7 @@ def load_demo_image() -> np.ndarray:
 class DemoSource:
     """A moving view of the demo photo; optionally the face leaves now and then."""
 
-    def __init__(self, cfg, clock=time.monotonic):
+    def __init__(self, cfg: DemoSourceConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
         self.name = "demo"
         self._clock = clock
@@ -47,10 +52,14 @@ class DemoSource:
         self._img: np.ndarray | None = None
         self._t0 = clock()
 
-    def open(self) -> None:
-        """Load the photo once."""
+    def _photo(self) -> np.ndarray:
         if self._img is None:
             self._img = load_demo_image()
+        return self._img
+
+    def open(self) -> None:
+        """Load the photo once."""
+        self._photo()
         self._t0 = self._clock()
 
     def transform(self, t: float) -> np.ndarray:
@@ -83,13 +92,13 @@ class DemoSource:
             # Nobody at the mirror: show the empty backdrop (the photo's top-right corner).
             m = np.array([[2.0, 0.0, -700.0], [0.0, 2.0, -20.0]])
         return cv2.warpAffine(
-            self._img, m, (self.cfg.width, self.cfg.height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            self._photo(), m, (self.cfg.width, self.cfg.height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
         )
 
     def close(self) -> None:
         """Nothing to release."""
 
 
-def create(cfg) -> DemoSource:
+def create(cfg: DemoSourceConfig) -> DemoSource:
     """Factory used by :func:`edge.sources.make_source`."""
     return DemoSource(cfg)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edge.sources.base import Pacer, SourceError
+
+if TYPE_CHECKING:
+    from edge.config import FakeSourceConfig
 
 
 def draw_scene(width: int, height: int, t: float, face: bool) -> np.ndarray:
@@ -32,7 +37,7 @@ def draw_scene(width: int, height: int, t: float, face: bool) -> np.ndarray:
 class FakeSource:
     """Frames drawn in memory; ``fail_after``/``fail_for`` script a camera failure."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: FakeSourceConfig) -> None:
         self.cfg = cfg
         self.name = "fake"
         self._pacer = Pacer(cfg.fps)
@@ -68,6 +73,6 @@ class FakeSource:
         self.opened = False
 
 
-def create(cfg) -> FakeSource:
+def create(cfg: FakeSourceConfig) -> FakeSource:
     """Factory used by :func:`edge.sources.make_source`."""
     return FakeSource(cfg)
