@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edge.colour import hex_to_rgb
 from edge.contract import CLASS_ID, CLASSES, CropGeometry, FaceBox, crop_matrix
-from edge.makeup.base import hex_to_rgb
 from edge.types import FaceAnalysis
 
 # (cx, cy, ax, ay, class) on a 64-pixel class map, painted in order (later wins).
