@@ -1,6 +1,7 @@
 """Skin tone: Monk Skin Tone step and undertone, corrected for the colour of the light.
 
-Method (all documented choices, tuned on synthetic faces and the allowed sample photos):
+Method (all documented choices, fitted on synthetic faces with exact truth; nothing is fitted
+to real photos):
 
 1. **Skin pixels.** The face's skin class with probability >= 0.8, eroded by one class-map
    pixel so nothing at a part's edge (brow, lips, hairline) leaks in. The frame is sampled
@@ -15,19 +16,28 @@ Method (all documented choices, tuned on synthetic faces and the allowed sample 
    normalisation (rather than preserving the camera's exposure) is deliberate: it removes
    exposure changes together with the cast, so a kiosk's auto-exposure hunting does not
    move the measured lightness either; the price is that L* is relative to the scene.
-4. **Outliers.** Among the skin pixels, the darkest 15 % (shadows, pores, stray hair) and
-   the brightest 10 % (specular highlights) by L* are dropped; the median L*, a*, b* of
-   the rest is the skin colour (CIELAB, D65).
-5. **Monk step.** The nearest of the 10 Monk Skin Tone references by
-   ``sqrt((2 dL*)^2 + da*^2 + db*^2)``. L* is weighted double because lightness is what the
-   Monk scale mostly orders, and because chroma is the part a residual cast error affects.
+4. **Skin colour** (``skin_colour``). Lightness and chromaticity are measured apart,
+   because the sensor's clipping affects them differently. Lightness: the median
+   luminance of the skin above its darkest 15 % (shadows, pores, stray hair), a clipped
+   pixel counting as brighter than any unclipped one (it is at least that bright), so
+   light skin at a high exposure is not read darker. Chromaticity: the median of each
+   channel over the luminance, over the unclipped pixels (shading scales a pixel's
+   channels together, so its chromaticity is the skin's wherever nothing clipped; the red
+   channel of light skin clips first and would turn it blue). Together: CIELAB, D65.
+5. **Monk step.** The nearest of the 10 Monk Skin Tone references (``edge.colour``, their
+   sRGB values read as reflectance relative to the reference white) by a weighted CIELAB
+   distance, ``MONK_WEIGHTS``: with a card, L* half-weighted and b* doubled, because
+   Monk 1-4 differ by only 6 in L* but by 12 in b*; from the scene, unweighted, because
+   there the exposure, and so L*, is the uncertain part. The weights (and
+   ``REFERENCE_GREY``) were fitted on synthetic faces of another seed than the one the
+   benchmark reports.
 6. **Undertone.** From the hue angle h = atan2(b*, a*) of the skin: human skin lies around
    40-75 degrees; below ``COOL_BELOW`` (redder/pinker) is cool, above ``WARM_ABOVE``
    (more yellow/golden) is warm, neutral between.
 7. **Kiosk calibration** (``edge.calibration``, ``vanity calibrate``). When the kiosk has
    photographed a grey or white card under its own light, steps 2-3 use the card instead:
-   its per-channel gains turn camera values into reflectance, and the skin is measured
-   relative to white paper (a Monk swatch is a skin colour on a white page). This fixes
+   its per-channel gains turn camera values into reflectance, which is what a swatch's
+   sRGB value is relative to the reference white. This fixes
    the light's colour *and* the exposure, so the estimate no longer depends on what the
    scene holds; it assumes the camera's exposure and white balance stay as they were
    when the card was shown.
@@ -40,7 +50,10 @@ Where it fails, uncalibrated: the scene normalisation assumes the scene's surfac
 to a neutral light grey. A dark room or dark clothes make the skin read lighter, a white
 wall darker, and a camera that exposes for the face gives people of every tone a similar
 L*: on LFW news photos light- and deep-skinned people overlap (see the README's tone
-benchmark). Calibration is what makes the Monk step trustworthy on a kiosk.
+benchmark). Everywhere: the Monk references 1-4 are lighter (L* 88-94) than any real
+skin's reflectance (light skin is about L* 60-75), so a colorimetric estimate puts light
+skin at Monk 5 even with a card; the scale's light end is reached only by near-white
+colours. Calibration is what makes the Monk step trustworthy on a kiosk.
 """
 
 from __future__ import annotations
@@ -76,6 +89,7 @@ MINKOWSKI_P = 6.0
 SKIN_PROB = 0.8
 MIN_SKIN_PIXELS = 40
 _SHADOW_PCT = 15.0
+_MIN_CHROMA_PIXELS = 10
 
 
 def monk_distances(lab: np.ndarray | tuple[float, float, float], reference: str = "scene") -> np.ndarray:
@@ -198,9 +212,10 @@ def skin_colour(pixels: np.ndarray, gains: np.ndarray) -> SkinColour | None:
     lum = float(np.median(order[lit]))
     if not np.isfinite(lum):  # most of the skin clipped: its recorded values are a lower bound
         lum = float(np.median(y[lit]))
+    # Shading does not change a pixel's chromaticity, so shadowed pixels stand in when the lit ones clipped.
     ok = lit & ~clip
-    if int(ok.sum()) < MIN_SKIN_PIXELS // 2:
-        ok = lit
+    if int(ok.sum()) < _MIN_CHROMA_PIXELS:
+        ok = ~clip if int((~clip).sum()) >= _MIN_CHROMA_PIXELS else lit
     chroma = np.median(lin[ok] / np.maximum(y[ok], 1e-6)[:, None], axis=0)
     lab = linear_to_lab(chroma * lum)
     lightness = linear_to_lab(lin[lit])[:, 0]
