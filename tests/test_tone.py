@@ -171,3 +171,20 @@ def test_skin_colour_ignores_shadows_and_needs_enough_skin():
     colour = skin_colour(pixels, np.ones(3))
     assert colour is not None and abs(colour.lab[0] - hex_to_lab("#825c43")[0]) < 1.5
     assert skin_colour(pixels[-30:], np.ones(3)) is None
+
+
+def test_smoother_keeps_the_reference_of_its_measurements():
+    """Guards against a calibrated kiosk's smoothed tone being reported (and matched) as an uncalibrated one."""
+    lab = hex_to_lab(MONK_HEX[2])
+    tone = SkinTone(
+        monk=monk_step(lab, "calibration"),
+        undertone=undertone_of(lab),
+        lab=tuple(lab),
+        confidence=1.0,
+        uncertainty=0.5,
+        reference="calibration",
+    )
+    smoother = ToneSmoother(alpha=0.5)
+    for _ in range(5):
+        out = smoother.update(tone)
+    assert (out.reference, out.uncertainty, out.monk) == ("calibration", 0.5, 3)
