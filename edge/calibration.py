@@ -3,7 +3,8 @@
 The operator holds a plain matte card so that it fills the middle of the frame
 (``vanity calibrate``). The card's median linear RGB over the central region, and the
 card's known reflectance, give per-channel gains that turn the camera's linear RGB
-into reflectance: they correct the white balance and the exposure at once. The kiosk
+into reflectance (relative to a perfect white, as a swatch's sRGB value is): they correct
+the white balance and the exposure at once. The kiosk
 keeps them as JSON under its state directory and the skin-tone estimate uses them from
 then on (``edge.tone``). They hold while the camera's exposure and white balance stay
 fixed, as on a kiosk whose light does not change; recalibrate after moving the kiosk
@@ -27,7 +28,7 @@ import numpy as np
 from edge.colour import LUMA, linear_lut
 
 PAPER_WHITE = 0.85
-"""Reflectance of plain white copier paper: a Monk swatch is a skin colour relative to it."""
+"""Reflectance of plain white copier paper (the ``white`` card)."""
 
 CARDS: dict[str, float] = {"grey18": 0.18, "white": PAPER_WHITE}
 """Documented card -> reflectance (linear, 0..1)."""
