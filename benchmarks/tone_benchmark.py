@@ -66,16 +66,16 @@ def blackbody_gains(kelvin: float) -> np.ndarray:
 
 def synthetic_face(rng: np.random.Generator, monk: int, scene: int = 320):
     """A lit scene with one synthetic face of Monk skin ``monk``; returns (rgb uint8, face box xywh, card rgb)."""
+    from edge.colour import LUMA, MONK_HEX, hex_to_linear, linear_lut, linear_to_srgb
     from edge.contract import CLASS_ID
-    from edge.tone import MONK_HEX, _linear_lut, linear_to_srgb, srgb_to_linear
     from training import synth
 
     img, lab = synth.render_face(rng, size=160)
     lab = cv2.resize(lab, (160, 160), interpolation=cv2.INTER_NEAREST) if lab.shape[0] != 160 else lab
-    lin = _linear_lut()[img].astype(np.float64)
+    lin = linear_lut()[img].astype(np.float64)
     skin = lab == CLASS_ID["skin"]
-    swatch = srgb_to_linear(np.array([int(MONK_HEX[monk - 1][i : i + 2], 16) for i in (1, 3, 5)]) / 255.0)
-    y = lin @ [0.2126, 0.7152, 0.0722]
+    swatch = hex_to_linear(MONK_HEX[monk - 1])
+    y = lin @ LUMA
     shade = y[skin] / max(float(np.median(y[skin])), 1e-4)
     lin[skin] = swatch * np.clip(shade, 0.3, 1.6)[:, None]
     canvas = np.empty((scene, scene, 3))

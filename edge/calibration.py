@@ -3,7 +3,8 @@
 The operator holds a plain matte card so that it fills the middle of the frame
 (``vanity calibrate``). The card's median linear RGB over the central region, and the
 card's known reflectance, give per-channel gains that turn the camera's linear RGB
-into reflectance: they correct the white balance and the exposure at once. The kiosk
+into reflectance (relative to a perfect white, as a swatch's sRGB value is): they correct
+the white balance and the exposure at once. The kiosk
 keeps them as JSON under its state directory and the skin-tone estimate uses them from
 then on (``edge.tone``). They hold while the camera's exposure and white balance stay
 fixed, as on a kiosk whose light does not change; recalibrate after moving the kiosk
@@ -24,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.colour import LUMA, linear_lut
+
 PAPER_WHITE = 0.85
-"""Reflectance of plain white copier paper: a Monk swatch is a skin colour relative to it."""
+"""Reflectance of plain white copier paper (the ``white`` card)."""
 
 CARDS: dict[str, float] = {"grey18": 0.18, "white": PAPER_WHITE}
 """Documented card -> reflectance (linear, 0..1)."""
@@ -78,8 +81,6 @@ def measure_card(frame_rgb: np.ndarray, card: str = "grey18", reflectance: float
         CalibrationError: the centre is clipped, too dark, not uniform, or strongly coloured.
         ValueError: an unknown card without a reflectance, or a bad frame.
     """
-    from edge.tone import _linear_lut
-
     if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
         raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame_rgb.shape} {frame_rgb.dtype}")
     if reflectance is None:
@@ -93,9 +94,9 @@ def measure_card(frame_rgb: np.ndarray, card: str = "grey18", reflectance: float
     patch = frame_rgb[h // 2 - half : h // 2 + half, w // 2 - half : w // 2 + half].reshape(-1, 3)
     if (patch.max(axis=1) >= 250).mean() > 0.02:
         raise CalibrationError("the card is overexposed (clipped): dim the light or lower the camera's exposure")
-    lin = _linear_lut()[patch].astype(np.float64)
+    lin = linear_lut()[patch].astype(np.float64)
     med = np.median(lin, axis=0)
-    y = lin @ np.array([0.2126, 0.7152, 0.0722])
+    y = lin @ LUMA
     ym = float(np.median(y))
     if ym < 0.01:
         raise CalibrationError("the centre of the frame is too dark to be a card: light it or bring it closer")

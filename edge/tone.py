@@ -1,6 +1,7 @@
 """Skin tone: Monk Skin Tone step and undertone, corrected for the colour of the light.
 
-Method (all documented choices, tuned on synthetic faces and the allowed sample photos):
+Method (all documented choices, fitted on synthetic faces with exact truth; nothing is fitted
+to real photos):
 
 1. **Skin pixels.** The face's skin class with probability >= 0.8, eroded by one class-map
    pixel so nothing at a part's edge (brow, lips, hairline) leaks in. The frame is sampled
@@ -15,19 +16,28 @@ Method (all documented choices, tuned on synthetic faces and the allowed sample 
    normalisation (rather than preserving the camera's exposure) is deliberate: it removes
    exposure changes together with the cast, so a kiosk's auto-exposure hunting does not
    move the measured lightness either; the price is that L* is relative to the scene.
-4. **Outliers.** Among the skin pixels, the darkest 15 % (shadows, pores, stray hair) and
-   the brightest 10 % (specular highlights) by L* are dropped; the median L*, a*, b* of
-   the rest is the skin colour (CIELAB, D65).
-5. **Monk step.** The nearest of the 10 Monk Skin Tone references by
-   ``sqrt((2 dL*)^2 + da*^2 + db*^2)``. L* is weighted double because lightness is what the
-   Monk scale mostly orders, and because chroma is the part a residual cast error affects.
+4. **Skin colour** (``skin_colour``). Lightness and chromaticity are measured apart,
+   because the sensor's clipping affects them differently. Lightness: the median
+   luminance of the skin above its darkest 15 % (shadows, pores, stray hair), a clipped
+   pixel counting as brighter than any unclipped one (it is at least that bright), so
+   light skin at a high exposure is not read darker. Chromaticity: the median of each
+   channel over the luminance, over the unclipped pixels (shading scales a pixel's
+   channels together, so its chromaticity is the skin's wherever nothing clipped; the red
+   channel of light skin clips first and would turn it blue). Together: CIELAB, D65.
+5. **Monk step.** The nearest of the 10 Monk Skin Tone references (``edge.colour``, their
+   sRGB values read as reflectance relative to the reference white) by a weighted CIELAB
+   distance, ``MONK_WEIGHTS``: with a card, L* half-weighted and b* doubled, because
+   Monk 1-4 differ by only 6 in L* but by 12 in b*; from the scene, unweighted, because
+   there the exposure, and so L*, is the uncertain part. The weights (and
+   ``REFERENCE_GREY``) were fitted on synthetic faces of another seed than the one the
+   benchmark reports.
 6. **Undertone.** From the hue angle h = atan2(b*, a*) of the skin: human skin lies around
    40-75 degrees; below ``COOL_BELOW`` (redder/pinker) is cool, above ``WARM_ABOVE``
    (more yellow/golden) is warm, neutral between.
 7. **Kiosk calibration** (``edge.calibration``, ``vanity calibrate``). When the kiosk has
    photographed a grey or white card under its own light, steps 2-3 use the card instead:
-   its per-channel gains turn camera values into reflectance, and the skin is measured
-   relative to white paper (a Monk swatch is a skin colour on a white page). This fixes
+   its per-channel gains turn camera values into reflectance, which is what a swatch's
+   sRGB value is relative to the reference white. This fixes
    the light's colour *and* the exposure, so the estimate no longer depends on what the
    scene holds; it assumes the camera's exposure and white balance stay as they were
    when the card was shown.
@@ -40,37 +50,31 @@ Where it fails, uncalibrated: the scene normalisation assumes the scene's surfac
 to a neutral light grey. A dark room or dark clothes make the skin read lighter, a white
 wall darker, and a camera that exposes for the face gives people of every tone a similar
 L*: on LFW news photos light- and deep-skinned people overlap (see the README's tone
-benchmark). Calibration is what makes the Monk step trustworthy on a kiosk.
+benchmark). Everywhere: the Monk references 1-4 are lighter (L* 88-94) than any real
+skin's reflectance (light skin is about L* 60-75), so a colorimetric estimate puts light
+skin at Monk 5 even with a card; the scale's light end is reached only by near-white
+colours. Calibration is what makes the Monk step trustworthy on a kiosk.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
-from functools import cache
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
+from edge.colour import LUMA, linear_lut, linear_to_lab, monk_lab
 from edge.contract import CLASS_ID
 from edge.types import FaceAnalysis, SkinTone, Undertone
 
-MONK_HEX: tuple[str, ...] = (
-    "#f6ede4",
-    "#f3e7db",
-    "#f7ead0",
-    "#eadaba",
-    "#d7bd96",
-    "#a07e56",
-    "#825c43",
-    "#604134",
-    "#3a312a",
-    "#292420",
-)
-"""Monk Skin Tone scale references, step 1 (lightest) to 10 (deepest)."""
+MONK_WEIGHTS: dict[str, tuple[float, float, float]] = {"calibration": (0.5, 1.0, 2.0), "scene": (1.0, 1.0, 1.0)}
+"""Weights of (L*, a*, b*) in the distance to a Monk reference, by the reference the exposure came from.
 
-L_WEIGHT = 2.0
-"""Weight of L* in the Monk distance."""
+Fitted on synthetic faces (``benchmarks/tone_benchmark.py``'s generator, seed 1; the benchmark
+reports seed 0). With a card the colour is exact and Monk 1-4, whose L* differ by only 6,
+are told apart by b* (5 to 18); from the scene the exposure, and so L*, is the weaker part."""
 
 COOL_BELOW = 52.0
 """Hue angle (degrees) below which the undertone is cool."""
@@ -78,67 +82,30 @@ COOL_BELOW = 52.0
 WARM_ABOVE = 62.0
 """Hue angle (degrees) above which the undertone is warm."""
 
-REFERENCE_GREY = 0.45
-"""Linear value the scene's shades-of-grey estimate is corrected to (a light grey)."""
+REFERENCE_GREY = 0.4
+"""Linear value the scene's shades-of-grey estimate is corrected to (a light grey; fitted with ``MONK_WEIGHTS``)."""
 
 MINKOWSKI_P = 6.0
 SKIN_PROB = 0.8
 MIN_SKIN_PIXELS = 40
-_SHADOW_PCT, _SPECULAR_PCT = 15.0, 90.0
-
-# D65 sRGB -> XYZ, and the D65 white.
-_RGB2XYZ = np.array(
-    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
-)
-_WHITE = np.array([0.95047, 1.0, 1.08883])
+_SHADOW_PCT = 15.0
+_MIN_CHROMA_PIXELS = 10
 
 
-def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
-    """sRGB in 0..1 -> linear RGB."""
-    rgb = np.asarray(rgb, np.float64)
-    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+def monk_distances(lab: np.ndarray | tuple[float, float, float], reference: str = "scene") -> np.ndarray:
+    """Weighted distance from a CIELAB colour to each Monk reference, (10,).
 
-
-def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
-    """Linear RGB -> sRGB in 0..1 (not clipped)."""
-    lin = np.maximum(np.asarray(lin, np.float64), 0.0)
-    return np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
-
-
-def linear_to_lab(lin: np.ndarray) -> np.ndarray:
-    """Linear RGB (..., 3) -> CIELAB (..., 3), D65."""
-    xyz = np.asarray(lin, np.float64) @ _RGB2XYZ.T / _WHITE
-    d = 6.0 / 29.0
-    f = np.where(xyz > d**3, np.cbrt(xyz), xyz / (3 * d * d) + 4.0 / 29.0)
-    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
-
-
-def hex_to_lab(color: str) -> np.ndarray:
-    """CIELAB of a ``#rrggbb`` colour."""
-    rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)]) / 255.0
-    return linear_to_lab(srgb_to_linear(rgb))
-
-
-@cache
-def _monk_lab() -> np.ndarray:
-    return np.stack([hex_to_lab(h) for h in MONK_HEX])
-
-
-@cache
-def _linear_lut() -> np.ndarray:
-    return srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
-
-
-def monk_distances(lab: np.ndarray | tuple[float, float, float]) -> np.ndarray:
-    """Weighted distance from a CIELAB colour to each Monk reference, (10,)."""
-    d = _monk_lab() - np.asarray(lab, np.float64)
-    d[:, 0] *= L_WEIGHT
+    Args:
+        lab: the skin's CIELAB.
+        reference: what its exposure came from (a key of ``MONK_WEIGHTS``).
+    """
+    d = (monk_lab() - np.asarray(lab, np.float64)) * np.asarray(MONK_WEIGHTS[reference])
     return np.sqrt((d * d).sum(axis=1))
 
 
-def monk_step(lab: np.ndarray | tuple[float, float, float]) -> int:
-    """Nearest Monk step (1..10) to a CIELAB colour."""
-    return int(np.argmin(monk_distances(lab))) + 1
+def monk_step(lab: np.ndarray | tuple[float, float, float], reference: str = "scene") -> int:
+    """Nearest Monk step (1..10) to a CIELAB colour (see ``monk_distances``)."""
+    return int(np.argmin(monk_distances(lab, reference))) + 1
 
 
 def hue_angle(lab: np.ndarray | tuple[float, float, float]) -> float:
@@ -170,7 +137,7 @@ def estimate_illuminant(frame_rgb: np.ndarray, exclude: np.ndarray | None = None
         exclude: optional bool mask of the frame's pixels not to use (e.g. the skin).
     """
     frame_rgb = np.ascontiguousarray(frame_rgb)
-    lin = cv2.LUT(frame_rgb, _linear_lut())
+    lin = cv2.LUT(frame_rgb, linear_lut())
     hi = np.maximum(np.maximum(frame_rgb[:, :, 0], frame_rgb[:, :, 1]), frame_rgb[:, :, 2])
     ok = (hi < 250) & (hi > 8)  # clipped pixels lost their colour, near-black ones are noise
     if exclude is not None:
@@ -203,6 +170,58 @@ def _crop_pixels(frame_rgb: np.ndarray, face: FaceAnalysis, mask: np.ndarray) ->
     return crop[up]
 
 
+class SkinColour(NamedTuple):
+    """The skin's colour from its pixels.
+
+    Attributes:
+        lab: CIELAB (L*, a*, b*) of the skin, after the gains.
+        lightness: L* of every skin pixel above the shadow cut (for the spread of the light on it).
+        clipped: share of skin pixels with a clipped channel.
+    """
+
+    lab: np.ndarray
+    lightness: np.ndarray
+    clipped: float
+
+
+def skin_colour(pixels: np.ndarray, gains: np.ndarray) -> SkinColour | None:
+    """CIELAB of skin from its 8-bit sRGB pixels, with per-channel gains to reflectance applied.
+
+    Lightness and chromaticity are taken apart, because clipping affects them differently:
+
+    - **Lightness**: the median luminance of the pixels above the darkest ``_SHADOW_PCT`` %
+      (shadows, pores, stray hair). A clipped pixel counts as brighter than every unclipped
+      one: its true value is at least what was recorded, so the median stays right while
+      fewer than half the pixels are clipped (light skin at a high exposure).
+    - **Chromaticity** (each channel over the luminance): the median over the unclipped pixels
+      above the shadow cut. Shading scales a pixel's channels together, so its
+      chromaticity is the skin's own wherever the sensor did not clip; a clipped pixel has
+      lost it (the red channel clips first on skin).
+
+    Returns None for fewer than ``MIN_SKIN_PIXELS`` pixels.
+    """
+    if pixels.shape[0] < MIN_SKIN_PIXELS:
+        return None
+    lin = linear_lut()[pixels].astype(np.float64) * gains
+    y = lin @ LUMA
+    clip = pixels.max(axis=1) >= 250
+    order = np.where(clip, np.inf, y)
+    lit = order >= np.percentile(np.where(clip, np.finfo(np.float64).max, y), _SHADOW_PCT)
+    if int(lit.sum()) < MIN_SKIN_PIXELS // 2:
+        return None
+    lum = float(np.median(order[lit]))
+    if not np.isfinite(lum):  # most of the skin clipped: its recorded values are a lower bound
+        lum = float(np.median(y[lit]))
+    # Shading does not change a pixel's chromaticity, so shadowed pixels stand in when the lit ones clipped.
+    ok = lit & ~clip
+    if int(ok.sum()) < _MIN_CHROMA_PIXELS:
+        ok = ~clip if int((~clip).sum()) >= _MIN_CHROMA_PIXELS else lit
+    chroma = np.median(lin[ok] / np.maximum(y[ok], 1e-6)[:, None], axis=0)
+    lab = linear_to_lab(chroma * lum)
+    lightness = linear_to_lab(lin[lit])[:, 0]
+    return SkinColour(lab, lightness, float(clip.mean()))
+
+
 def measure_tone(frame_rgb: np.ndarray, face: FaceAnalysis, calibration=None) -> SkinTone | None:
     """Measure the face's skin tone, corrected for the light; None when too little skin is seen.
 
@@ -225,13 +244,10 @@ def measure_tone(frame_rgb: np.ndarray, face: FaceAnalysis, calibration=None) ->
     pixels = _crop_pixels(frame_rgb, face, core)
     if pixels.shape[0] < MIN_SKIN_PIXELS:
         return None
-    lin = _linear_lut()[pixels].astype(np.float64)
-
     if calibration is not None:
-        from edge.calibration import PAPER_WHITE
-
-        # The card turned camera values into reflectance; a Monk swatch is skin relative to white paper.
-        gains = np.asarray(calibration.gains, np.float64) / PAPER_WHITE
+        # The card turned camera values into reflectance, which is what a swatch's sRGB value is
+        # relative to the reference white.
+        gains = np.asarray(calibration.gains, np.float64)
         reference = "calibration"
     else:
         # The light, from the rest of the scene, subsampled to ~160 pixels across (plain decimation:
@@ -243,24 +259,21 @@ def measure_tone(frame_rgb: np.ndarray, face: FaceAnalysis, calibration=None) ->
         gains = REFERENCE_GREY / estimate_illuminant(small, skin_small)
         reference = "scene"
 
-    lab_all = linear_to_lab(lin * gains)
-    lo, hi = np.percentile(lab_all[:, 0], [_SHADOW_PCT, _SPECULAR_PCT])
-    kept = lab_all[(lab_all[:, 0] >= lo) & (lab_all[:, 0] <= hi)]
-    if kept.shape[0] < MIN_SKIN_PIXELS // 2:
+    colour = skin_colour(pixels, gains)
+    if colour is None:
         return None
-    lab = np.median(kept, axis=0)
+    lab, kept, clipped = colour
     # Confidence: enough skin, an even light on it, nothing clipped, and a good exposure reference.
-    spread = float(np.subtract(*np.percentile(kept[:, 0], [75, 25])))
-    clipped = float((pixels.max(axis=1) >= 250).mean())
+    spread = float(np.subtract(*np.percentile(kept, [75, 25])))
     confidence = (
-        min(1.0, kept.shape[0] / 400.0)
+        min(1.0, kept.size / 400.0)
         * float(np.clip(1.0 - spread / 30.0, 0.0, 1.0))
         * (1.0 - min(1.0, 4.0 * clipped))
         * {"calibration": 1.0, "scene": 0.8}[reference]
     )
     lab_t = (float(lab[0]), float(lab[1]), float(lab[2]))
     return SkinTone(
-        monk=monk_step(lab_t),
+        monk=monk_step(lab_t, reference),
         undertone=undertone_of(lab_t),
         lab=lab_t,
         confidence=round(confidence, 3),
@@ -307,14 +320,14 @@ class ToneSmoother:
         lab = np.asarray(tone.lab, np.float64)
         if self._lab is None or self._state is None:
             self._lab, self._confidence = lab, tone.confidence
-            self._state = replace(tone, monk=monk_step(lab), undertone=undertone_of(lab))
+            self._state = replace(tone, monk=monk_step(lab, tone.reference), undertone=undertone_of(lab))
             return self._state
         # A low-confidence frame moves the average less (but always a little, so it can recover).
         a = self.alpha * max(tone.confidence, 0.2)
         self._lab = (1.0 - a) * self._lab + a * lab
         self._confidence = (1.0 - a) * self._confidence + a * tone.confidence
         monk = self._state.monk
-        dist = monk_distances(self._lab)
+        dist = monk_distances(self._lab, self._state.reference)
         best = int(np.argmin(dist)) + 1
         if best != monk and dist[best - 1] + self.monk_margin < dist[monk - 1]:
             monk = best
@@ -327,5 +340,7 @@ class ToneSmoother:
             if _undertone_of_hue(h + back) == candidate:
                 undertone = candidate
         lab_t = (float(self._lab[0]), float(self._lab[1]), float(self._lab[2]))
-        self._state = SkinTone(monk=monk, undertone=undertone, lab=lab_t, confidence=round(self._confidence, 3))
+        self._state = replace(
+            self._state, monk=monk, undertone=undertone, lab=lab_t, confidence=round(self._confidence, 3)
+        )
         return self._state

@@ -6,18 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.colour import MONK_HEX, hex_to_lab, hex_to_linear, linear_to_srgb, srgb_to_linear
 from edge.contract import CLASSES, CropGeometry, FaceBox, crop_matrix
 from edge.makeup.synthetic import synthetic_face
-from edge.tone import (
-    MONK_HEX,
-    ToneSmoother,
-    hex_to_lab,
-    linear_to_srgb,
-    measure_tone,
-    monk_step,
-    srgb_to_linear,
-    undertone_of,
-)
+from edge.tone import ToneSmoother, measure_tone, monk_step, skin_colour, undertone_of
 from edge.types import FaceAnalysis, SkinTone
 
 # Blackbody colours as 8-bit sRGB (Mitchell Charity's blackbody table, 10-degree CMFs).
@@ -148,3 +140,51 @@ def test_smoother_does_not_flicker_on_a_boundary_but_follows_a_real_change():
     assert out.monk == 8
     smoother.reset()
     assert smoother.value is None
+
+
+def _swatch_pixels(skin: str, exposure: float, n: int = 4000, seed: int = 0) -> np.ndarray:
+    """8-bit sRGB pixels of a shaded skin of one colour at an exposure: shading 0.55-1.45, 10 % dark hairs."""
+    rng = np.random.default_rng(seed)
+    shade = rng.uniform(0.55, 1.45, n)
+    shade[: n // 10] = 0.05
+    lin = hex_to_linear(skin)[None, :] * shade[:, None] * exposure
+    return np.clip(np.round(linear_to_srgb(lin) * 255.0), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("skin", MONK_HEX[:5])
+def test_skin_colour_survives_clipping_of_light_skin(skin):
+    """Guards against clipped light skin reading darker or a different hue: over-exposed so that
+    about 30 % of the skin clips (red first), the lightness must count those pixels as bright and
+    the chromaticity come from the unclipped ones, so the estimate stays on the painted Monk step."""
+    exposure = 0.955 / (hex_to_linear(skin).max() * 1.15)  # the lit third of the skin clips
+    pixels = _swatch_pixels(skin, exposure)
+    assert (pixels.max(axis=1) >= 250).mean() > 0.2  # the case this guards: much of the skin clipped
+    colour = skin_colour(pixels, np.full(3, 1.0 / exposure))
+    assert colour is not None and colour.clipped > 0.1
+    assert np.abs(colour.lab - hex_to_lab(skin)).max() < 2.5, (colour.lab, hex_to_lab(skin))
+    assert monk_step(colour.lab, "calibration") == MONK_HEX.index(skin) + 1
+
+
+def test_skin_colour_ignores_shadows_and_needs_enough_skin():
+    """Guards against shadows and stray hair darkening the estimate, and against a colour from a handful of pixels."""
+    pixels = _swatch_pixels("#825c43", 1.0)
+    colour = skin_colour(pixels, np.ones(3))
+    assert colour is not None and abs(colour.lab[0] - hex_to_lab("#825c43")[0]) < 1.5
+    assert skin_colour(pixels[-30:], np.ones(3)) is None
+
+
+def test_smoother_keeps_the_reference_of_its_measurements():
+    """Guards against a calibrated kiosk's smoothed tone being reported (and matched) as an uncalibrated one."""
+    lab = hex_to_lab(MONK_HEX[2])
+    tone = SkinTone(
+        monk=monk_step(lab, "calibration"),
+        undertone=undertone_of(lab),
+        lab=tuple(lab),
+        confidence=1.0,
+        uncertainty=0.5,
+        reference="calibration",
+    )
+    smoother = ToneSmoother(alpha=0.5)
+    for _ in range(5):
+        out = smoother.update(tone)
+    assert (out.reference, out.uncertainty, out.monk) == ("calibration", 0.5, 3)

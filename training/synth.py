@@ -31,6 +31,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from edge.colour import MONK_HEX, hex_to_rgb
 from edge.contract import CLASS_ID, INPUT_SIZE, OUTPUT_STRIDE, CropGeometry, MouthCrop
 
 BG = CLASS_ID["background"]
@@ -41,10 +42,8 @@ NOSE = CLASS_ID["nose"]
 ULIP, MOUTH, LLIP = CLASS_ID["upper_lip"], CLASS_ID["inner_mouth"], CLASS_ID["lower_lip"]
 HAIR = CLASS_ID["hair"]
 
-MST_HEX = ("f6ede4", "f3e7db", "f7ead0", "eadaba", "d7bd96", "a07e56", "825c43", "604134", "3a312a", "292420")
-"""Monk Skin Tone scale swatches, lightest to darkest."""
-
-MST_RGB = np.array([[int(h[i : i + 2], 16) for i in (0, 2, 4)] for h in MST_HEX], np.float32) / 255.0
+MST_RGB = np.stack([hex_to_rgb(h) for h in MONK_HEX]) / np.float32(255.0)
+"""Monk Skin Tone scale swatches (``edge.colour.MONK_HEX``), lightest to darkest, sRGB 0..1."""
 
 NEGATIVE_FRACTION = 0.08
 """Share of generated samples without a face."""

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from edge.colour import hex_to_rgb
 from edge.contract import CLASS_ID
 from edge.types import FaceAnalysis, MouthView, mouth_window
 
@@ -65,26 +66,6 @@ class Look(BaseModel):
 
 
 # ----------------------------------------------------------------------------- colour helpers
-
-
-def hex_to_rgb(color: str) -> np.ndarray:
-    """``#rrggbb`` -> float32 RGB in 0..255."""
-    return np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], np.float32)
-
-
-def rgb_to_lab(rgb_u8: np.ndarray) -> np.ndarray:
-    """uint8 (or 0..255 float) RGB image -> float32 CIELAB (L 0..100), OpenCV's D65 conversion."""
-    return cv2.cvtColor(np.asarray(rgb_u8, np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_RGB2Lab)
-
-
-def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """float32 CIELAB image -> float32 RGB in 0..255 (unclipped)."""
-    return cv2.cvtColor(lab.astype(np.float32, copy=False), cv2.COLOR_Lab2RGB) * np.float32(255.0)
-
-
-def shade_lab(color: str) -> np.ndarray:
-    """CIELAB of a ``#rrggbb`` shade, (3,) float32."""
-    return rgb_to_lab(hex_to_rgb(color).reshape(1, 1, 3))[0, 0]
 
 
 # Full-range BT.601 YCbCr: a linear opponent space, so a tint toward a shade (a lerp per

@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, hex_to_rgb, luma, soft_threshold, tint_transform
+from edge.colour import hex_to_rgb
+from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, luma, soft_threshold, tint_transform
 
 _LIGHTNESS = 0.7
 _CHROMA = 0.7

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, hex_to_rgb, smoothstep
+from edge.colour import hex_to_rgb
+from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, smoothstep
 
 _THICKNESS = 0.45  # class-map pixels (about 1 model-input pixel): thin, and scales with the face
 

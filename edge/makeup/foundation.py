@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.makeup.base import FaceMasks, Layer, LayerSpec, hex_to_rgb, soft_threshold
+from edge.colour import hex_to_rgb
+from edge.makeup.base import FaceMasks, Layer, LayerSpec, soft_threshold
 
 _SMOOTH = 0.55  # share of the smoothed skin at full intensity; the rest is the original texture
 _SHIFT = 0.35  # how far the skin's mean colour moves toward the shade at full intensity

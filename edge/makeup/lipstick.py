@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, lab_to_rgb, rgb_to_lab, shade_lab, soft_threshold
+from edge.colour import hex_to_lab, lab_to_rgb, rgb_to_lab
+from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, soft_threshold
 
 # Per finish: gain on bright lip detail (speculars), gain on dark detail (creases),
 # strength (L* units) of the added gloss highlight, strength of the sparkle.
@@ -92,7 +93,7 @@ class Lipstick(Layer):
         region = frame[y0:y1, x0:x1]
         lab = rgb_to_lab(region)
         mean = (lab * lip[..., None]).reshape(-1, 3).sum(axis=0) / wsum
-        target_lab = shade_lab(spec.color)
+        target_lab = hex_to_lab(spec.color).astype(np.float32)
         bright, dark, gloss, sparkle = _FINISH[spec.finish]
         detail = lab[:, :, 0] - np.float32(mean[0])
         detail = np.where(detail > 0, detail * np.float32(bright), detail * np.float32(dark))

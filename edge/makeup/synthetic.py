@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edge.colour import hex_to_rgb
 from edge.contract import CLASS_ID, CLASSES, CropGeometry, FaceBox, crop_matrix
 from edge.drawn import draw_face_labels
-from edge.makeup.base import hex_to_rgb
 from edge.types import FaceAnalysis
 
 
