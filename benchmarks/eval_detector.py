@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -458,11 +459,14 @@ def eval_speed(det, n: int = 300) -> dict:
         det.detect(f)
         haar.detect(f)
     ts: dict[str, list[float]] = {"detector": [], "haar": []}
+    busy0 = _cpu_busy()
     for name, d, calls in (("detector", det, n), ("haar", haar, n // 5)):  # the cascade is slow: fewer calls
         for i in range(calls):
             t0 = time.perf_counter()
             d.detect(frames[i % len(frames)])
             ts[name].append((time.perf_counter() - t0) * 1e3)
+    busy1 = _cpu_busy()
+    others = None if busy0 is None or busy1 is None else (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1e-9)
     load = None
     try:
         load = float(Path("/proc/loadavg").read_text().split()[0])
@@ -473,8 +477,28 @@ def eval_speed(det, n: int = 300) -> dict:
         for k, v in ts.items()
     }
     out["loadavg_1min"] = load
+    out["other_cpu_share"] = None if others is None else float(others)
     out["cpus"] = cv2.getNumberOfCPUs()
     return out
+
+
+def _cpu_busy() -> tuple[float, float] | None:
+    """CPU seconds used so far by other processes than this one, and CPU seconds elapsed, machine-wide.
+
+    Their change over a run says whether the run itself was quiet (the load average
+    lags by a minute). None where ``/proc/stat`` is not readable.
+    """
+    import resource
+
+    try:
+        fields = [float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = sum(fields[:8]) / tick  # user nice system idle iowait irq softirq steal, in CPU seconds
+    busy = total - (fields[3] + fields[4]) / tick
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return busy - own.ru_utime - own.ru_stime, total
 
 
 def model_macs(path: Path) -> int:
@@ -559,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.detector}: p50 {d['p50_ms']:.2f} ms, p95 {d['p95_ms']:.2f} ms")
         print(f"haar (same frames, right after): p50 {h['p50_ms']:.2f} ms, p95 {h['p95_ms']:.2f} ms")
         print(f"load average during the run: {r['loadavg_1min']} on {r['cpus']} CPUs")
+        if r["other_cpu_share"] is not None:
+            print(f"other processes used {100 * r['other_cpu_share']:.0f} % of the CPUs during the run")
         if args.detector == "blazeface":
             from edge.detectors.blazeface import DETECTOR_DIR, VARIANTS
 
