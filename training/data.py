@@ -81,7 +81,8 @@ from edge.contract import (
     mouth_matrix,
     warp_crop,
 )
-from training.real_sources import IMAGE_EXTS, SPLITS, SampleError, Split, fit_mask, read_mask, read_rgb
+from edge.files import is_image_file
+from training.real_sources import SPLITS, SampleError, Split, fit_mask, read_mask, read_rgb
 from training.real_sources import RealItem as _Item
 
 SourceKind = Literal["synth", "lapa", "celebamask", "celebahair", "lfw", "teacher", "folder"]
@@ -319,7 +320,7 @@ def _lapa_items(root: Path, split: str) -> list[_Item]:
         return []
     out = []
     for p in sorted((d / "images").iterdir()):
-        if p.suffix.lower() in IMAGE_EXTS:
+        if is_image_file(p):
             m = d / "labels" / (p.stem + ".png")
             out.append(_Item(p, lambda p=p, m=m: _load_pair(p, m)))
     return out
@@ -361,7 +362,7 @@ def _celebamask_items(root: Path) -> list[_Item]:
         )
     out = []
     for p in sorted(imgs.iterdir(), key=lambda q: (len(q.stem), q.stem)):
-        if p.suffix.lower() in IMAGE_EXTS and p.stem.isdigit():
+        if is_image_file(p) and p.stem.isdigit():
             out.append(_Item(p, lambda p=p, i=int(p.stem): _celebamask_load(p, anno, i)))
     return out
 
@@ -372,7 +373,7 @@ def _folder_items(root: Path) -> list[_Item]:
         raise FileNotFoundError(f"{root}: expected an images/ folder (and masks/ beside it)")
     out = []
     for p in sorted(imgs.iterdir()):
-        if p.suffix.lower() in IMAGE_EXTS:
+        if is_image_file(p):
             m = masks / (p.stem + ".png")
             out.append(_Item(p, lambda p=p, m=m: _load_pair(p, m)))
     return out
