@@ -38,11 +38,13 @@ demo: $(VENV)/.runtime
 test: $(VENV)/.dev browser-deps systemd-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy edge convert
 	$(BIN)/pytest
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy edge convert
 
 # Headless Chromium for the kiosk's browser tests (Debian packages; skipped if apt is unavailable).
 browser-deps:

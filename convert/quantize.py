@@ -133,6 +133,7 @@ def convert_saved_model(
     try:
         return conv.convert()
     except Exception as e:  # ConverterError and friends; the text names the ops
+        log.debug("TFLite converter failed (%s): %s", quantization, e)
         ops = ops_in_converter_error(str(e))
         what = f"ops that do not convert to {quantization} TFLite builtins: {', '.join(ops)}" if ops else "error"
         raise ConversionError(f"{quantization} conversion failed, {what}\n{_first_lines(str(e))}") from e
@@ -506,12 +507,14 @@ def convert_run(
         if not report.passed:
             report.bundle = None
             report.report_paths = write_reports(report, out, refused=True)
+            log.warning("gate refused %s (drop %.4f > %.4f); reports: %s", out, drop, max_drop, report.report_paths[0])
             raise GateFailed(report.gate_message(), report)
         write_metadata(tmp, meta)  # now with the measured metrics; the hash is unchanged
         os.replace(tmp, out)
         os.replace(tmp_side, sidecar_path(out))
         report.bundle = out
         report.report_paths = write_reports(report, out, refused=False)
+        log.info("wrote %s (%s, sha256 %s)", out, quantization, meta.tflite_sha256[:12])
         say(f"wrote {out} and {sidecar_path(out).name} in {report.seconds:.1f} s")
         return report
     finally:

@@ -55,7 +55,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -845,9 +845,3 @@ def make_datasets(
     train = arrays_dataset(split.train, batch_size=batch_size, shuffle=True, augment=augment, seed=seed)
     val = arrays_dataset(split.val, batch_size=batch_size, shuffle=False, augment=False)
     return Datasets(train, val, split.summary)
-
-
-def iter_batches(arr: Arrays, batch_size: int) -> Iterator[Arrays]:
-    """Plain numpy batches (for evaluation without tf.data)."""
-    for i in range(0, len(arr), batch_size):
-        yield arr.take(np.arange(i, min(i + batch_size, len(arr))))

@@ -449,7 +449,7 @@ _PARTS = {
     "background": ("background",),
 }
 PART_GROUPS: dict[str, tuple[int, ...]] = {g: tuple(CLASS_ID[c] for c in cs) for g, cs in _PARTS.items()}
-"""Left and right grouped, as the issue's and the README's tables report them."""
+"""Left and right grouped, as the README's tables report them."""
 FACE_IDS: tuple[int, ...] = tuple(CLASS_ID[c] for c in CLASS_ID if c not in ("background", "hair"))
 
 SCORED: dict[str, Scored] = {

@@ -28,7 +28,7 @@ MediaPipe itself is never imported. ``training/teacher_assets.py`` installs them
 
 What the labels do NOT cover: hair (FaceMesh has no hair), ears and neck. Those pixels are
 background in the masks, so a student trained on teacher masks alone learns "hair =
-background"; see the report for the proposed ignore value.
+background" unless those pixels are marked ``IGNORE`` (``training.real`` does, outside the face oval).
 """
 
 from __future__ import annotations
