@@ -67,7 +67,7 @@ teacher: $(VENV)/.runtime
 # Rebuild the default bundle: real faces (DATA, as published) + synthetic faces -> train -> convert.
 DATA ?= ../shared/data
 model: $(VENV)/.dev teacher
-	$(PY) -m training.default_model --out $(MODEL) --data-root $(DATA)
+	$(PY) -m convert.default_model --out $(MODEL) --data-root $(DATA)
 
 bench: $(VENV)/.runtime
 	$(BIN)/vanity bench --source demo --frames 600
