@@ -91,6 +91,7 @@ def build(out: Path, run_dir: Path, recipe: Recipe, data_root: Path = DEFAULT_DA
     data = recipe.data_spec(data_root.resolve())  # before TensorFlow loads: a missing folder fails at once
     from convert.quantize import convert_run
     from training.model import ModelSpec
+    from training.run import RECORD_FILE
     from training.train import TrainOptions, train
 
     t0 = time.monotonic()
@@ -105,7 +106,7 @@ def build(out: Path, run_dir: Path, recipe: Recipe, data_root: Path = DEFAULT_DA
         steps_per_epoch=recipe.steps_per_epoch,
         progress=progress,
         patience=max(3, recipe.epochs // 3),
-        resume=(run_dir / "run.json").is_file(),
+        resume=(run_dir / RECORD_FILE).is_file(),
     )
     result = train(opts)
     t1 = time.monotonic()

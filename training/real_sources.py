@@ -76,8 +76,6 @@ _PALETTE_LUT = np.full(256, IGNORE, np.uint8)
 for _k, _v in CELEBAMASK_PALETTE_TO_CLASS.items():
     _PALETTE_LUT[_k] = _v
 
-"""Photo file extensions every reader accepts."""
-
 HOLDOUT_MODULUS = 5
 """A CelebAMask-HQ photo is held out when crc32(its name) % HOLDOUT_MODULUS == 0."""
 
