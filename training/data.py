@@ -668,28 +668,7 @@ def load_split(
     return out
 
 
-def val_arrays(
-    spec: str, *, limit: int | None = None, seed: int = 0, val_fraction: float = 0.1, strict: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Non-augmented validation data: (images uint8 (N,S,S,3), labels uint8 (N,S/2,S/2), face uint8 (N,)).
-
-    The conversion step uses it for calibration and for its accuracy gate.
-    """
-    va = load_split(spec, seed=seed, val_fraction=val_fraction, strict=strict).val
-    if limit is not None:
-        va = va.take(np.arange(min(limit, len(va))))
-    return va.images, va.labels, va.face
-
-
 # --------------------------------------------------------------------------- tf.data
-
-
-class Datasets(NamedTuple):
-    """The training and validation pipelines and the data summary."""
-
-    train: object  # tf.data.Dataset
-    val: object  # tf.data.Dataset
-    summary: DataSummary
 
 
 def _augment_fn(size: int, stride: int):
@@ -823,25 +802,3 @@ def arrays_dataset(arr: Arrays, *, batch_size: int, shuffle: bool, augment: bool
         ds = ds.map(_augment_fn(size, stride), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=shuffle).map(_to_model, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def make_datasets(
-    spec: str,
-    *,
-    batch_size: int = 32,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-    augment: bool = True,
-    cache: bool = True,
-    strict: bool = False,
-) -> Datasets:
-    """Training (shuffled, augmented) and validation (plain) tf.data pipelines for a data spec.
-
-    Each yields ``(image uint8 (B,128,128,3), {"parts": int32 (B,64,64), "face": float32 (B,1)})``.
-    With ``cache`` the decoded, cropped samples are kept in memory for the
-    process (see ``load_split``), so ``val_arrays`` afterwards is free.
-    """
-    split = load_split(spec, seed=seed, val_fraction=val_fraction, strict=strict, cache=cache)
-    train = arrays_dataset(split.train, batch_size=batch_size, shuffle=True, augment=augment, seed=seed)
-    val = arrays_dataset(split.val, batch_size=batch_size, shuffle=False, augment=False)
-    return Datasets(train, val, split.summary)
