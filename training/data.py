@@ -50,6 +50,7 @@ visible.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -84,6 +85,8 @@ from edge.contract import (
 from edge.files import is_image_file
 from training.real_sources import SPLITS, SampleError, Split, fit_mask, read_mask, read_rgb
 from training.real_sources import RealItem as _Item
+
+log = logging.getLogger(__name__)
 
 SourceKind = Literal["synth", "lapa", "celebamask", "celebahair", "lfw", "teacher", "folder"]
 KINDS: tuple[str, ...] = ("synth", "lapa", "celebamask", "celebahair", "lfw", "teacher", "folder")
@@ -660,6 +663,9 @@ def load_split(
         trains.append(tr)
         vals.append(va)
     out = SplitData(Arrays.concat(trains), Arrays.concat(vals), summary)
+    if summary.skipped:
+        path, why = summary.skipped[0]
+        log.warning("%s: %d sample(s) skipped, first %s: %s", spec, len(summary.skipped), path, why)
     if len(out.train) == 0:
         raise DataError(f"no usable training samples in {spec!r} ({len(summary.skipped)} skipped)")
     if cache:

@@ -63,10 +63,6 @@ class TrainOptions:
     eval_limit: int | None = 2000
     jit_compile: bool | str = "auto"
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (the ``options`` of ``run.json``)."""
-        return _OPTIONS.dump_python(self, mode="json")
-
 
 @dataclass(frozen=True)
 class ModelSummary:
@@ -91,7 +87,7 @@ class RunRecord:
         crop_geometry: how a face box became the model's input.
         mouth_geometry: the mouth view the model was trained with (None: no mouth refinement pass).
         model: the architecture and its size.
-        data: ``training.data``'s split summary (``SplitSummary.to_dict()``); informative.
+        data: ``training.data``'s split summary (``DataSummary.to_dict()``); informative.
         class_weights: the parts loss's weight per class name.
         steps_per_epoch: optimizer steps per epoch.
         versions: library versions of the training machine.
@@ -133,7 +129,6 @@ class RunRecord:
         return [float(self.class_weights[c]) for c in classes]
 
 
-_OPTIONS = TypeAdapter(TrainOptions)
 _RECORD = TypeAdapter(RunRecord)
 
 
