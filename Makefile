@@ -38,11 +38,13 @@ demo: $(VENV)/.runtime
 test: $(VENV)/.dev browser-deps systemd-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy edge convert
 	$(BIN)/pytest
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy edge convert
 
 # Headless Chromium for the kiosk's browser tests (Debian packages; skipped if apt is unavailable).
 browser-deps:
@@ -65,7 +67,7 @@ teacher: $(VENV)/.runtime
 # Rebuild the default bundle: real faces (DATA, as published) + synthetic faces -> train -> convert.
 DATA ?= ../shared/data
 model: $(VENV)/.dev teacher
-	$(PY) -m training.default_model --out $(MODEL) --data-root $(DATA)
+	$(PY) -m convert.default_model --out $(MODEL) --data-root $(DATA)
 
 bench: $(VENV)/.runtime
 	$(BIN)/vanity bench --source demo --frames 600

@@ -34,9 +34,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from benchmarks.eval_real_faces import GROUPS, evaluate
+    from convert.default_model import Recipe
     from convert.quantize import convert_run
     from training import real
-    from training.default_model import Recipe
     from training.model import ModelSpec
     from training.train import TrainOptions, train
 

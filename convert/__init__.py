@@ -6,22 +6,32 @@ really runs in int8, evaluates the float model and the bundle (through the
 device's own loader) on the same validation data, and only writes the bundle
 when the accuracy drop passes the gate.
 
+Modules: ``quantize`` (the job), ``dataset`` (the run's validation and
+calibration data), ``evaluate`` (predictions, metrics, latency), ``prior`` (the
+class-prior correction), ``report`` (what was measured), ``errors``. The run
+itself is ``training.run.RunRecord``, read from ``run.json``.
+
 This package is workstation-only, but importing it must stay cheap: TensorFlow
 is imported inside the functions that need it, never at import time.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-__all__ = ["ConversionError", "ConversionReport", "GateFailed", "convert_run"]
+_EXPORTS = {
+    "ConversionError": "convert.errors",
+    "GateFailed": "convert.errors",
+    "ConversionReport": "convert.report",
+    "convert_run": "convert.quantize",
+}
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy re-export: `from convert import convert_run` works without paying for
-    # TensorFlow until the function is actually called.
-    if name in __all__:
-        from convert import quantize
-
-        return getattr(quantize, name)
+    # Lazy re-export: `from convert import convert_run` works without importing
+    # the conversion job (and its training-side imports) until it is used.
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'convert' has no attribute {name!r}")

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.contract import ClassMetrics
+
 
 @dataclass(frozen=True)
 class Predictions:
@@ -47,6 +49,19 @@ def predict_bundle(path: Path, images: np.ndarray, runtime: str = "litert", thre
         classes.append(np.argmax(out.probs, axis=-1).astype(np.uint8))
         faces.append(out.face)
     return Predictions(np.stack(classes), np.asarray(faces, dtype=np.float32))
+
+
+def class_metrics(labels: np.ndarray, preds: np.ndarray, classes: list[str]) -> ClassMetrics:
+    """Mean F1, mIoU and per-class F1 over the classes present in the labels (``training.metrics``)."""
+    from training.metrics import ClassReport
+
+    rep = ClassReport.from_predictions(preds, labels, classes)
+    return ClassMetrics(
+        mean_f1=rep.mean_f1,
+        miou=rep.miou,
+        # Only present classes: an absent class's 0.0 would read as a failure in the table.
+        per_class_f1={c: f for c, f in rep.per_class_f1.items() if rep.support.get(c, 0) > 0},
+    )
 
 
 def face_accuracy(scores: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> float:

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import os
 import re
 import sys
@@ -27,12 +27,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from convert import _training
-from convert.evaluate import face_accuracy, median_latency_ms, predict_bundle, predict_keras
+from convert import dataset
+from convert.errors import ConversionError, GateFailed
+from convert.evaluate import class_metrics, face_accuracy, median_latency_ms, predict_bundle, predict_keras
+from convert.prior import fold_prior_correction
 from convert.report import ConversionReport, LatencyRow, class_rows, write_reports
 from edge.contract import (
     CLASSES,
@@ -47,8 +49,14 @@ from edge.contract import (
     sidecar_path,
     write_metadata,
 )
+from edge.files import sha256_bytes
+from training.run import Run, RunError, read_run
 
-Quantization = Literal["int8", "float16", "dynamic", "float32"]
+# Re-exported: callers catch them from here (``vanity convert``, ``make model``).
+__all__ = ["ConversionError", "ConversionReport", "GateFailed", "convert_run"]
+
+log = logging.getLogger(__name__)
+
 QUANTIZATIONS: tuple[str, ...] = ("int8", "float16", "dynamic", "float32")
 
 # Outputs stay float32 (a DEQUANTIZE after the int8 softmax / logistic). The
@@ -62,18 +70,6 @@ OUTPUT_TYPE = "float32"
 # Dtypes an int8 graph may hold besides int8/uint8 activations: int32 biases and
 # shape/axis constants.
 _INT8_OK = {"int8", "uint8", "int32"}
-
-
-class ConversionError(RuntimeError):
-    """The run cannot be converted: bad run dir, or ops that do not quantize (named)."""
-
-
-class GateFailed(RuntimeError):
-    """The converted model lost more accuracy than the gate allows; no bundle was written."""
-
-    def __init__(self, message: str, report: ConversionReport):
-        super().__init__(message)
-        self.report = report
 
 
 # --------------------------------------------------------------------------- conversion
@@ -137,6 +133,7 @@ def convert_saved_model(
     try:
         return conv.convert()
     except Exception as e:  # ConverterError and friends; the text names the ops
+        log.debug("TFLite converter failed (%s): %s", quantization, e)
         ops = ops_in_converter_error(str(e))
         what = f"ops that do not convert to {quantization} TFLite builtins: {', '.join(ops)}" if ops else "error"
         raise ConversionError(f"{quantization} conversion failed, {what}\n{_first_lines(str(e))}") from e
@@ -284,7 +281,7 @@ def _pin_input_range(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def calibration_images(run: _training.Run, n: int, source: str | np.ndarray | None = None) -> tuple[np.ndarray, str]:
+def calibration_images(run: Run, n: int, source: str | np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """Calibration crops and a description of where they came from.
 
     Args:
@@ -295,7 +292,7 @@ def calibration_images(run: _training.Run, n: int, source: str | np.ndarray | No
             purpose); or an explicit uint8 (N, H, W, 3) array.
     """
     if source is None:
-        images, desc = _training.calibration_arrays(run, n)
+        images, desc = dataset.calibration_arrays(run, n)
     elif isinstance(source, str) and source == "blank":
         images, desc = np.zeros((n, INPUT_SIZE, INPUT_SIZE, 3), np.uint8), "blank (debug: constant black crops)"
         return images, desc  # deliberately not pinned: this source exists to be wrong
@@ -330,7 +327,7 @@ def _versions() -> dict[str, str]:
 
 
 def _metrics(labels: np.ndarray, classes: np.ndarray) -> ClassMetrics:
-    return _training.class_metrics(labels, classes, list(CLASSES))
+    return class_metrics(labels, classes, list(CLASSES))
 
 
 def _partial_paths(out: Path) -> tuple[Path, Path]:
@@ -375,7 +372,7 @@ def convert_run(
         progress: receives progress lines and the per-class table; None is silent.
         per_channel: per-channel weight scales (default per-tensor: smaller, gated all the same).
         prior_alpha: 0..1, how much of the training loss's class weighting to take back out of
-            the softmax (:func:`convert._training.fold_prior_correction`); the gate measures
+            the softmax (:func:`convert.prior.fold_prior_correction`); the gate measures
             the corrected model. 0 converts the model as trained.
         _calibration_source: test hook, see :func:`calibration_images`.
 
@@ -402,24 +399,31 @@ def convert_run(
     if not 0.0 <= prior_alpha <= 1.0:
         raise ValueError(f"prior_alpha must be in [0, 1], got {prior_alpha}")
 
-    run = _training.load_run(Path(run_dir))
+    try:
+        run = read_run(run_dir)
+    except RunError as e:
+        raise ConversionError(str(e)) from e
+    record = run.record
     import keras
+
+    from training.model import count_macs
 
     try:
         model = keras.models.load_model(run.model_path, compile=False)
     except Exception as e:  # Keras raises ValueError, OSError, zipfile errors, ...
         raise ConversionError(f"{run.model_path}: cannot load the Keras model ({e})") from e
     if prior_alpha:
-        if run.class_weights is None:
+        weights = record.class_weights_in_order(CLASSES)
+        if weights is None:
             raise ConversionError(f"{run.path}: run.json records no class_weights; cannot apply prior_alpha")
         try:
-            _training.fold_prior_correction(model, run.class_weights, prior_alpha)
+            fold_prior_correction(model, weights, prior_alpha)
         except ValueError as e:
             raise ConversionError(f"{run.model_path}: {e}") from e
         say(f"prior correction: classifier bias -= {prior_alpha:g} * log(class weight)")
     n_val = f" (at most {val_limit})" if val_limit else ""
-    say(f"run {run.path.name}: loading validation data{n_val} from {run.data_spec!r}")
-    val_images, val_labels, val_face = _training.validation_arrays(run, val_limit)
+    say(f"run {run.path.name}: loading validation data{n_val} from {record.data_spec!r}")
+    val_images, val_labels, val_face = dataset.validation_arrays(run, val_limit)
     if len(val_images) == 0:
         raise ConversionError(f"{run.path}: the validation split is empty")
 
@@ -439,14 +443,14 @@ def convert_run(
     outputs = signature_outputs(quant_bytes)
     in_quant = input_quantization(quant_bytes)
 
-    macs = _training.count_macs(model)
+    macs = int(count_macs(model))
     meta = BundleMetadata(
-        tflite_sha256=_sha256(quant_bytes),
+        tflite_sha256=sha256_bytes(quant_bytes),
         outputs=outputs,
-        crop=run.crop,
-        mouth=run.mouth,
-        macs=int(macs),
-        data=run.data_summary(n_val=len(val_images), calibration=calib_desc if calib is not None else None)
+        crop=record.crop_geometry,
+        mouth=record.mouth_geometry,
+        macs=macs,
+        data=dataset.data_summary(run, n_val=len(val_images), calibration=calib_desc if calib is not None else None)
         | ({"prior_alpha": prior_alpha} if prior_alpha else {}),
         build=BuildInfo(versions=_versions(), run=run.path.name, quantization=quantization),
     )
@@ -489,7 +493,7 @@ def convert_run(
             float_size=len(float_bytes),
             quant_size=len(quant_bytes),
             latency=latency,
-            macs=int(macs),
+            macs=macs,
             n_val=len(val_images),
             calibration=calib_desc,
             input_quantization=in_quant,
@@ -503,17 +507,15 @@ def convert_run(
         if not report.passed:
             report.bundle = None
             report.report_paths = write_reports(report, out, refused=True)
+            log.warning("gate refused %s (drop %.4f > %.4f); reports: %s", out, drop, max_drop, report.report_paths[0])
             raise GateFailed(report.gate_message(), report)
         write_metadata(tmp, meta)  # now with the measured metrics; the hash is unchanged
         os.replace(tmp, out)
         os.replace(tmp_side, sidecar_path(out))
         report.bundle = out
         report.report_paths = write_reports(report, out, refused=False)
+        log.info("wrote %s (%s, sha256 %s)", out, quantization, meta.tflite_sha256[:12])
         say(f"wrote {out} and {sidecar_path(out).name} in {report.seconds:.1f} s")
         return report
     finally:
         _clean(tmp, tmp_side)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

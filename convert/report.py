@@ -192,10 +192,9 @@ class ConversionReport:
         md.append(f"| face accuracy | {fa.get('float', math.nan):.4f} | {fa.get(q, math.nan):.4f} | |")
         md += ["", "## Size and speed (LiteRT, median of timed invokes after warm-up)", ""]
         md += ["| variant | size | 1 thread | 2 threads |", "|---|---:|---:|---:|"]
-        for r in self.latency:
-            md.append(
-                f"| {r.variant} | {_fmt_bytes(r.size_bytes)} | {r.ms_1_thread:.2f} ms | {r.ms_2_threads:.2f} ms |"
-            )
+        for row in self.latency:
+            size = _fmt_bytes(row.size_bytes)
+            md.append(f"| {row.variant} | {size} | {row.ms_1_thread:.2f} ms | {row.ms_2_threads:.2f} ms |")
         md += ["", f"Size ratio float32/{q}: {self.size_ratio:.2f}x. MACs per inference: {self.macs:,}.", ""]
         iq = self.input_quantization
         md.append(f"Input: {iq['dtype']}, scale {iq['scale']:g}, zero point {iq['zero_point']}.")

@@ -11,7 +11,6 @@ import time), because it runs on the kiosk.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from edge.files import sha256_bytes
 
 SCHEMA_VERSION = 1
 """Version of the bundle metadata schema; the loader refuses any other."""
@@ -282,15 +283,6 @@ class BundleError(ValueError):
     """A model bundle is missing, malformed, of an unknown schema or tampered with."""
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def sidecar_path(tflite_path: Path) -> Path:
     """Where a bundle's metadata lives: ``model.tflite`` -> ``model.json``."""
     return Path(tflite_path).with_suffix(".json")
@@ -347,7 +339,7 @@ def load_bundle(tflite_path: Path | str) -> Bundle:
     except Exception as e:  # pydantic.ValidationError, with locations
         raise BundleError(f"{side}: metadata invalid: {e}") from e
     data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256_bytes(data)
     if digest != meta.tflite_sha256:
         raise BundleError(
             f"{path}: SHA-256 mismatch: file is {digest[:12]}…, metadata pins {meta.tflite_sha256[:12]}… "

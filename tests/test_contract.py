@@ -20,9 +20,9 @@ from edge.contract import (
     flip_permutation,
     invert_affine,
     load_bundle,
-    sha256_file,
     write_metadata,
 )
+from edge.files import sha256_file
 
 
 def test_flip_permutation_swaps_only_the_pairs():
@@ -66,7 +66,8 @@ def test_bundle_without_mouth_geometry_still_loads(tmp_path):
     """Guards against bundles made before the mouth refinement existed being refused (they just skip it)."""
     import json
 
-    from edge.contract import BundleMetadata, OutputSpec, load_bundle, sha256_file, write_metadata
+    from edge.contract import BundleMetadata, OutputSpec, load_bundle, write_metadata
+    from edge.files import sha256_file
 
     tfl = tmp_path / "m.tflite"
     tfl.write_bytes(b"model")

@@ -56,9 +56,9 @@ def converted(tiny_run, tmp_path_factory):
 
 
 def _training_run(report):
-    from convert._training import load_run
+    from training.run import read_run
 
-    return load_run(Path(report.run))
+    return read_run(Path(report.run))
 
 
 # --------------------------------------------------------------------------- fast
@@ -79,7 +79,11 @@ def test_convert_package_imports_without_tensorflow():
         (lambda d: (d.mkdir(), (d / "run.json").write_text('{"data": "synth:10"}')), "no trained model"),
         (
             lambda d: (d.mkdir(), (d / "run.json").write_text("{}"), (d / "model.keras").write_bytes(b"x")),
-            "no data spec",
+            r"not a run record written by `vanity train`: options: Field required",
+        ),
+        (
+            lambda d: (d.mkdir(), (d / "run.json").write_text("{"), (d / "model.keras").write_bytes(b"x")),
+            "not valid JSON",
         ),
     ],
 )
@@ -92,6 +96,38 @@ def test_bad_run_dir_is_a_conversion_error(tmp_path, setup, message):
     with pytest.raises(ConversionError, match=message):
         convert_run(run, tmp_path / "m.tflite", progress=None)
     assert not (tmp_path / "m.tflite").exists()
+
+
+def test_run_record_round_trips_and_refuses_keys_it_does_not_know(tmp_path):
+    """Guards against conversion guessing at run.json: what training writes reads back equal, and a key
+    training never writes (the old guesses `best_model`, `crop`) is refused by name instead of ignored."""
+    from convert.quantize import ConversionError, convert_run
+    from edge.contract import CLASSES, CropGeometry, MouthCrop
+    from training.model import ModelSpec
+    from training.run import ModelSummary, RunRecord, TrainOptions, read_run, write_record
+
+    record = RunRecord(
+        options=TrainOptions(data="synth:10", out=tmp_path),
+        seed=3,
+        classes=CLASSES,
+        crop_geometry=CropGeometry(),
+        mouth_geometry=MouthCrop(),
+        model=ModelSummary(spec=ModelSpec(width=0.25), params=1, macs=2, int8_bytes_estimate=3),
+        data={"spec": "synth:10", "train": 9, "val": 1},
+        class_weights=dict.fromkeys(CLASSES, 1.0),
+        steps_per_epoch=1,
+        versions={},
+        started="2026-12-02T10:00:00+00:00",
+        resumed_from_epoch=None,
+        command="test",
+    )
+    path = write_record(tmp_path, record)
+    (tmp_path / "model.keras").write_bytes(b"x")
+    assert read_run(tmp_path).record == record
+    raw = json.loads(path.read_text())
+    path.write_text(json.dumps(raw | {"best_model": "best.keras", "crop": {}}))
+    with pytest.raises(ConversionError, match=r"best_model: Unexpected.*crop: Unexpected"):
+        convert_run(tmp_path, tmp_path / "m.tflite", progress=None)
 
 
 def test_converter_error_names_the_ops():
@@ -152,7 +188,7 @@ def test_gate_passes_and_reports(converted):
     """Guards against shipping a bundle whose accuracy was not measured against the float model."""
     report, out = converted
     assert report.passed and report.drop <= 0.01
-    from convert._training import validation_arrays
+    from convert.dataset import validation_arrays
     from training.metrics import majority_baseline
 
     # The gate only proves something if the float model beats "background everywhere".
@@ -300,16 +336,19 @@ def test_prior_correction_divides_the_softmax_by_the_class_weights(tiny_run):
     """Guards against a sign or scale slip in the folded correction: lips and eyes would grow instead of shrink."""
     import keras
 
-    from convert._training import fold_prior_correction, load_run
+    from convert.prior import fold_prior_correction
+    from edge.contract import CLASSES
+    from training.run import read_run
 
-    run = load_run(tiny_run)
-    assert run.class_weights is not None and len(run.class_weights) == 11
+    run = read_run(tiny_run)
+    weights = run.record.class_weights_in_order(CLASSES)
+    assert weights is not None and len(weights) == 11
     model = keras.models.load_model(run.model_path, compile=False)
     x = np.random.default_rng(0).integers(0, 256, (2, 128, 128, 3)).astype(np.float32)
     before = np.asarray(model(x, training=False)["parts"])
-    fold_prior_correction(model, run.class_weights, 0.5)
+    fold_prior_correction(model, weights, 0.5)
     after = np.asarray(model(x, training=False)["parts"])
-    expect = before * np.asarray(run.class_weights, np.float32) ** -0.5
+    expect = before * np.asarray(weights, np.float32) ** -0.5
     expect /= expect.sum(-1, keepdims=True)
     np.testing.assert_allclose(after, expect, atol=1e-4)
     with pytest.raises(ValueError, match="class weights"):

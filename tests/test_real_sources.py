@@ -274,7 +274,7 @@ def test_vanity_eval_scores_the_bundle_on_a_labelled_folder(tmp_path, default_mo
 
 def test_make_model_without_the_data_says_what_is_missing(tmp_path, capsys):
     """Guards against `make model` starting an hour of work, or a traceback, when the faces are not there."""
-    from training.default_model import main
+    from convert.default_model import main
 
     (tmp_path / "lfw").mkdir()
     code = main(["--data-root", str(tmp_path), "--out", str(tmp_path / "b.tflite"), "--run-dir", str(tmp_path / "r")])

@@ -261,26 +261,27 @@ def test_strict_mode_raises_with_the_path(tmp_path):
 # --------------------------------------------------------------------------- pipelines
 
 
-def test_val_arrays_are_plain_and_deterministic():
-    """Guards against augmented or reshuffled calibration data for the conversion gate."""
-    a = data.val_arrays("synth:40", limit=3, seed=5, val_fraction=0.25)
-    b = data.val_arrays("synth:40", limit=3, seed=5, val_fraction=0.25)
-    assert a[0].shape == (3, INPUT_SIZE, INPUT_SIZE, 3) and a[1].shape == (3, OUT, OUT) and a[2].shape == (3,)
-    for x, y in zip(a, b, strict=True):
+def test_val_split_is_plain_and_deterministic():
+    """Guards against augmented or reshuffled validation data for the conversion gate (which rebuilds it)."""
+    a, b = (data.load_split("synth:40", seed=5, val_fraction=0.25, cache=False).val.take(np.arange(3)) for _ in "ab")
+    assert a.images.shape == (3, INPUT_SIZE, INPUT_SIZE, 3) and a.labels.shape == (3, OUT, OUT) and a.face.shape == (3,)
+    for x, y in zip((a.images, a.labels, a.face), (b.images, b.labels, b.face), strict=True):
         assert np.array_equal(x, y)
     from training import synth
 
     ref = synth.generate(3, seed=5)  # validation = the first samples of the seeded set
-    assert np.array_equal(a[0], ref.images)
+    assert np.array_equal(a.images, ref.images)
 
 
 @pytest.mark.skipif(tf_missing, reason="needs TensorFlow")
-def test_make_datasets_yields_model_batches():
+def test_arrays_dataset_yields_model_batches():
     """Guards against the pipeline's element structure drifting from what model.fit and the loss expect."""
-    ds = data.make_datasets("synth:24", batch_size=4, val_fraction=0.25, seed=1)
-    x, y = next(iter(ds.train))
+    split = data.load_split("synth:24", val_fraction=0.25, seed=1)
+    train = data.arrays_dataset(split.train, batch_size=4, shuffle=True, augment=True, seed=1)
+    val = data.arrays_dataset(split.val, batch_size=4, shuffle=False, augment=False)
+    x, y = next(iter(train))
     assert x.dtype.name == "uint8" and tuple(x.shape) == (4, INPUT_SIZE, INPUT_SIZE, 3)
     assert tuple(y["parts"].shape) == (4, OUT, OUT) and tuple(y["face"].shape) == (4, 1)
-    assert ds.summary.train == 18 and ds.summary.val == 6
-    vx, _ = next(iter(ds.val))
+    assert split.summary.train == 18 and split.summary.val == 6
+    vx, _ = next(iter(val))
     assert vx.shape[0] == 4

@@ -76,9 +76,9 @@ def test_default_model_recipe_builds_a_bundle(tmp_path, teacher_dir):
     """Guards against `make model` being broken: read the real-face layouts -> train -> convert, tiny."""
     import cv2
 
+    from convert.default_model import main
     from edge.contract import load_bundle
     from tests.test_real_sources import draw_face, make_celebamask, make_lfw, write_rgb
-    from training.default_model import main
 
     root = tmp_path / "data"
     make_celebamask(root / "celebamask-hq-sample", n=12)

@@ -50,12 +50,13 @@ visible.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
 import sys
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,8 +82,11 @@ from edge.contract import (
     mouth_matrix,
     warp_crop,
 )
-from training.real_sources import IMAGE_EXTS, SPLITS, SampleError, Split, fit_mask, read_mask, read_rgb
+from edge.files import is_image_file
+from training.real_sources import SPLITS, SampleError, Split, fit_mask, read_mask, read_rgb
 from training.real_sources import RealItem as _Item
+
+log = logging.getLogger(__name__)
 
 SourceKind = Literal["synth", "lapa", "celebamask", "celebahair", "lfw", "teacher", "folder"]
 KINDS: tuple[str, ...] = ("synth", "lapa", "celebamask", "celebahair", "lfw", "teacher", "folder")
@@ -319,7 +323,7 @@ def _lapa_items(root: Path, split: str) -> list[_Item]:
         return []
     out = []
     for p in sorted((d / "images").iterdir()):
-        if p.suffix.lower() in IMAGE_EXTS:
+        if is_image_file(p):
             m = d / "labels" / (p.stem + ".png")
             out.append(_Item(p, lambda p=p, m=m: _load_pair(p, m)))
     return out
@@ -361,7 +365,7 @@ def _celebamask_items(root: Path) -> list[_Item]:
         )
     out = []
     for p in sorted(imgs.iterdir(), key=lambda q: (len(q.stem), q.stem)):
-        if p.suffix.lower() in IMAGE_EXTS and p.stem.isdigit():
+        if is_image_file(p) and p.stem.isdigit():
             out.append(_Item(p, lambda p=p, i=int(p.stem): _celebamask_load(p, anno, i)))
     return out
 
@@ -372,7 +376,7 @@ def _folder_items(root: Path) -> list[_Item]:
         raise FileNotFoundError(f"{root}: expected an images/ folder (and masks/ beside it)")
     out = []
     for p in sorted(imgs.iterdir()):
-        if p.suffix.lower() in IMAGE_EXTS:
+        if is_image_file(p):
             m = masks / (p.stem + ".png")
             out.append(_Item(p, lambda p=p, m=m: _load_pair(p, m)))
     return out
@@ -659,6 +663,9 @@ def load_split(
         trains.append(tr)
         vals.append(va)
     out = SplitData(Arrays.concat(trains), Arrays.concat(vals), summary)
+    if summary.skipped:
+        path, why = summary.skipped[0]
+        log.warning("%s: %d sample(s) skipped, first %s: %s", spec, len(summary.skipped), path, why)
     if len(out.train) == 0:
         raise DataError(f"no usable training samples in {spec!r} ({len(summary.skipped)} skipped)")
     if cache:
@@ -667,28 +674,7 @@ def load_split(
     return out
 
 
-def val_arrays(
-    spec: str, *, limit: int | None = None, seed: int = 0, val_fraction: float = 0.1, strict: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Non-augmented validation data: (images uint8 (N,S,S,3), labels uint8 (N,S/2,S/2), face uint8 (N,)).
-
-    The conversion step uses it for calibration and for its accuracy gate.
-    """
-    va = load_split(spec, seed=seed, val_fraction=val_fraction, strict=strict).val
-    if limit is not None:
-        va = va.take(np.arange(min(limit, len(va))))
-    return va.images, va.labels, va.face
-
-
 # --------------------------------------------------------------------------- tf.data
-
-
-class Datasets(NamedTuple):
-    """The training and validation pipelines and the data summary."""
-
-    train: object  # tf.data.Dataset
-    val: object  # tf.data.Dataset
-    summary: DataSummary
 
 
 def _augment_fn(size: int, stride: int):
@@ -822,31 +808,3 @@ def arrays_dataset(arr: Arrays, *, batch_size: int, shuffle: bool, augment: bool
         ds = ds.map(_augment_fn(size, stride), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=shuffle).map(_to_model, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def make_datasets(
-    spec: str,
-    *,
-    batch_size: int = 32,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-    augment: bool = True,
-    cache: bool = True,
-    strict: bool = False,
-) -> Datasets:
-    """Training (shuffled, augmented) and validation (plain) tf.data pipelines for a data spec.
-
-    Each yields ``(image uint8 (B,128,128,3), {"parts": int32 (B,64,64), "face": float32 (B,1)})``.
-    With ``cache`` the decoded, cropped samples are kept in memory for the
-    process (see ``load_split``), so ``val_arrays`` afterwards is free.
-    """
-    split = load_split(spec, seed=seed, val_fraction=val_fraction, strict=strict, cache=cache)
-    train = arrays_dataset(split.train, batch_size=batch_size, shuffle=True, augment=augment, seed=seed)
-    val = arrays_dataset(split.val, batch_size=batch_size, shuffle=False, augment=False)
-    return Datasets(train, val, split.summary)
-
-
-def iter_batches(arr: Arrays, batch_size: int) -> Iterator[Arrays]:
-    """Plain numpy batches (for evaluation without tf.data)."""
-    for i in range(0, len(arr), batch_size):
-        yield arr.take(np.arange(i, min(i + batch_size, len(arr))))

@@ -10,7 +10,7 @@ untouched.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from edge.contract import CLASSES, INPUT_SIZE, OUTPUT_FACE, OUTPUT_PARTS, OUTPUT_STRIDE
 
@@ -40,20 +40,6 @@ class ModelSpec:
     decoder: int = 40
     n_classes: int = len(CLASSES)
     dropout: float = 0.1
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict."""
-        d = asdict(self)
-        d["stages"] = [list(s) for s in self.stages]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelSpec:
-        """Inverse of ``to_dict`` (unknown keys are an error)."""
-        d = dict(d)
-        if "stages" in d:
-            d["stages"] = tuple(tuple(int(v) for v in s) for s in d["stages"])
-        return cls(**d)
 
     def ch(self, c: int) -> int:
         """Channels scaled by the width, rounded to a multiple of 8 (at least 8)."""

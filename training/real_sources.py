@@ -44,6 +44,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from edge.contract import CLASS_ID, IGNORE
+from edge.files import is_image_file
 
 Split = Literal["all", "train", "holdout"]
 SPLITS: tuple[str, ...] = ("all", "train", "holdout")
@@ -74,9 +75,6 @@ CELEBAMASK_PALETTE_TO_CLASS: dict[int, int] = {
 _PALETTE_LUT = np.full(256, IGNORE, np.uint8)
 for _k, _v in CELEBAMASK_PALETTE_TO_CLASS.items():
     _PALETTE_LUT[_k] = _v
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-"""Photo file extensions every reader accepts."""
 
 HOLDOUT_MODULUS = 5
 """A CelebAMask-HQ photo is held out when crc32(its name) % HOLDOUT_MODULUS == 0."""
@@ -284,7 +282,7 @@ def celebamask_palette_items(root: Path, split: Split = "all") -> list[RealItem]
 
     out = []
     for p in sorted(imgs.iterdir()):
-        if p.suffix.lower() in IMAGE_EXTS and _keep(split, _holdout_name(p.stem)):
+        if is_image_file(p) and _keep(split, _holdout_name(p.stem)):
             out.append(RealItem(p, lambda p=p, m=masks / (p.stem + ".png"): load(p, m)))
     return out
 
@@ -299,7 +297,7 @@ def _hair_pairs(root: Path, split: Split) -> list[tuple[Path, Path]]:
         for s in folders
         if _keep(split, s == "test")
         for p in sorted((root / s / "original").iterdir())
-        if p.suffix.lower() in IMAGE_EXTS
+        if is_image_file(p)
     ]
 
 
@@ -387,7 +385,7 @@ def teacher_items(root: Path, split: Split = "all", cache: TeacherCache | None =
     if split != "all":
         raise ValueError(f"teacher:{root} has no hold-out split; use the whole folder")
     cache = cache or TeacherCache()
-    photos = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    photos = sorted(p for p in root.rglob("*") if is_image_file(p))
 
     def load(p: Path) -> tuple[np.ndarray, np.ndarray]:
         img = read_rgb(p)
@@ -449,7 +447,7 @@ _PARTS = {
     "background": ("background",),
 }
 PART_GROUPS: dict[str, tuple[int, ...]] = {g: tuple(CLASS_ID[c] for c in cs) for g, cs in _PARTS.items()}
-"""Left and right grouped, as the issue's and the README's tables report them."""
+"""Left and right grouped, as the README's tables report them."""
 FACE_IDS: tuple[int, ...] = tuple(CLASS_ID[c] for c in CLASS_ID if c not in ("background", "hair"))
 
 SCORED: dict[str, Scored] = {

@@ -165,7 +165,6 @@ def _hair_texture(rng: np.random.Generator, m: np.ndarray, size: int, curly: boo
 
 # Materials decide the texture a pixel gets (labels alone cannot: a beard is "skin").
 M_BG, M_SKIN, M_HAIR, M_LIP, M_EYE, M_CLOTH, M_FLAT = range(7)
-_N_MAT = 8
 
 
 @lru_cache(maxsize=8)

@@ -28,7 +28,7 @@ MediaPipe itself is never imported. ``training/teacher_assets.py`` installs them
 
 What the labels do NOT cover: hair (FaceMesh has no hair), ears and neck. Those pixels are
 background in the masks, so a student trained on teacher masks alone learns "hair =
-background"; see the report for the proposed ignore value.
+background" unless those pixels are marked ``IGNORE`` (``training.real`` does, outside the face oval).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.contract import CLASS_ID, CLASSES, CropGeometry, FaceBox, crop_matrix, invert_affine
+from edge.files import is_image_file, sha256_file
 from training.teacher_assets import (
     DEFAULT_TEACHER_DIR,
     DETECTOR_FILE,
@@ -260,11 +261,9 @@ class Teacher:
         for name in (LANDMARK_FILE, DETECTOR_FILE):
             if not (folder / name).is_file():
                 raise TeacherMissing(f"teacher model not found: {folder / name}. {fix}")
-        import hashlib
-
         self.files: dict[str, str] = {}
         for name in (LANDMARK_FILE, DETECTOR_FILE):
-            digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+            digest = sha256_file(folder / name)
             if digest != PINNED_SHA256[name]:
                 raise TeacherMissing(
                     f"{folder / name}: SHA-256 {digest[:12]}… is not the pinned MediaPipe {MEDIAPIPE_VERSION} "
@@ -560,9 +559,6 @@ def overlay(image_rgb: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> n
     return np.clip(img * (1 - a) + col * a, 0, 255).astype(np.uint8)
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-
-
 def _read_rgb(path: Path) -> np.ndarray | None:
     import cv2
 
@@ -627,7 +623,7 @@ def label_folder(
             continue
         image = _read_rgb(path)
         if image is None:
-            why = "not an image OpenCV can read" if path.suffix.lower() in IMAGE_SUFFIXES else "not an image"
+            why = "not an image OpenCV can read" if is_image_file(path) else "not an image"
             report.skipped.append((path, why))
             continue
         faces = label_image(image, t, min_face=min_face)

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from edge.files import sha256_bytes, sha256_file
 
 MEDIAPIPE_VERSION = "0.10.21"
 """The MediaPipe release whose bundled models the teacher uses."""
@@ -64,15 +65,11 @@ class TeacherInstallError(RuntimeError):
     """The teacher's files could not be downloaded, found in the wheel, or verified."""
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def teacher_files_ok(dest: Path) -> bool:
     """Whether ``dest`` holds every teacher file with its pinned hash."""
     for name, digest in PINNED_SHA256.items():
         p = Path(dest) / name
-        if not p.is_file() or _sha256(p.read_bytes()) != digest:
+        if not p.is_file() or sha256_file(p) != digest:
             return False
     return True
 
@@ -134,7 +131,7 @@ def install_teacher(
         whl = Path(wheel) if wheel is not None else download_wheel(Path(tmp), python)
         if not whl.is_file():
             raise TeacherInstallError(f"{whl}: wheel not found")
-        wheel_sha = _sha256(whl.read_bytes())
+        wheel_sha = sha256_bytes(whl.read_bytes())
         files: dict[str, bytes] = {}
         try:
             with zipfile.ZipFile(whl) as zf:
@@ -143,9 +140,9 @@ def install_teacher(
                     if inner not in names:
                         raise TeacherInstallError(f"{whl.name}: has no {inner} (is it mediapipe {MEDIAPIPE_VERSION}?)")
                     data = zf.read(inner)
-                    if _sha256(data) != digest:
+                    if sha256_bytes(data) != digest:
                         raise TeacherInstallError(
-                            f"{whl.name}: {inner} has SHA-256 {_sha256(data)[:12]}…, expected {digest[:12]}… "
+                            f"{whl.name}: {inner} has SHA-256 {sha256_bytes(data)[:12]}…, expected {digest[:12]}… "
                             f"(not the mediapipe {MEDIAPIPE_VERSION} model, or tampered with)"
                         )
                     files[name] = data
@@ -165,7 +162,7 @@ def install_teacher(
         "license": "Apache-2.0 (see LICENSE)",
         "wheel": whl.name,
         "wheel_sha256": wheel_sha,
-        "files": {name: _sha256(data) for name, data in files.items() if name != "LICENSE"},
+        "files": {name: sha256_bytes(data) for name, data in files.items() if name != "LICENSE"},
         "installed": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     (dest / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")

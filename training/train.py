@@ -3,7 +3,7 @@
 Run directory layout::
 
     RUN/
-      run.json            options (data spec, model spec), seed, data summary, class weights, versions
+      run.json            the run record (training/run.py: options, seed, geometry, class weights, versions)
       checkpoints/        last.keras (weights + optimizer) and state.json (epoch counter, best val loss)
       model.keras         the best model by validation loss (what `vanity convert` reads)
       log.csv             per-epoch losses (appended across resumes)
@@ -18,7 +18,6 @@ rate schedule's step) and the epoch counter from ``checkpoints/`` and continues.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import importlib.util
 import json
@@ -26,17 +25,15 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from edge.contract import CLASSES, OUTPUT_FACE, OUTPUT_PARTS, CropGeometry, MouthCrop
 from training.metrics import ClassReport, format_table, majority_baseline
 from training.model import ModelSpec
-
-Strategy = Literal["default", "mirrored", "multiworker"]
+from training.run import MODEL_FILE, ModelSummary, RunRecord, TrainOptions, write_record
 
 PALETTE = np.array(
     [
@@ -55,36 +52,6 @@ PALETTE = np.array(
     np.uint8,
 )
 """Colour of each class in the contact sheet."""
-
-
-@dataclass
-class TrainOptions:
-    """Everything a training run depends on (written to ``run.json``)."""
-
-    data: str
-    out: Path
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 2e-3
-    seed: int = 0
-    resume: bool = False
-    val_fraction: float = 0.1
-    patience: int = 6
-    strategy: Strategy = "default"
-    model: ModelSpec = field(default_factory=ModelSpec)
-    steps_per_epoch: int | None = None
-    strict_data: bool = False
-    progress: bool = True
-    dice_weight: float = 0.5
-    face_loss_weight: float = 0.2
-    eval_limit: int | None = 2000
-    jit_compile: bool | str = "auto"
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["out"] = str(self.out)
-        d["model"] = self.model.to_dict()
-        return d
 
 
 @dataclass
@@ -270,11 +237,11 @@ def train(opts: TrainOptions) -> TrainResult:
     ckpt_dir = run / "checkpoints"
     state_path = ckpt_dir / "state.json"
     last_path = ckpt_dir / "last.keras"
-    best_path = run / "model.keras"
+    best_path = run / MODEL_FILE
     chief = _is_chief()
     if not chief:  # other workers write their (identical) files out of the way
         run = run / "workers" / str(json.loads(os.environ["TF_CONFIG"])["task"]["index"])
-        ckpt_dir, best_path = run / "checkpoints", run / "model.keras"
+        ckpt_dir, best_path = run / "checkpoints", run / MODEL_FILE
         state_path, last_path = ckpt_dir / "state.json", ckpt_dir / "last.keras"
     state = json.loads(state_path.read_text()) if state_path.is_file() else None
     if state is not None and not opts.resume:
@@ -323,29 +290,29 @@ def train(opts: TrainOptions) -> TrainResult:
             initial_epoch = 0
     log(summary_line(model))
 
-    _write_json(
-        run / "run.json",
-        {
-            "options": opts.to_dict(),
-            "seed": opts.seed,
-            "classes": list(CLASSES),
-            "crop_geometry": CropGeometry().model_dump(),
+    write_record(
+        run,
+        RunRecord(
+            options=opts,
+            seed=opts.seed,
+            classes=CLASSES,
+            crop_geometry=CropGeometry(),
             # The data readers and the generator always include the device's mouth views.
-            "mouth_geometry": MouthCrop().model_dump(),
-            "model": {
-                "spec": opts.model.to_dict(),
-                "params": int(model.count_params()),
-                "macs": count_macs(model),
-                "int8_bytes_estimate": int8_size_estimate(model),
-            },
-            "data": split.summary.to_dict(),
-            "class_weights": dict(zip(CLASSES, map(float, weights), strict=True)),
-            "steps_per_epoch": steps,
-            "versions": _versions(),
-            "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "resumed_from_epoch": initial_epoch if state is not None else None,
-            "command": " ".join(sys.argv),
-        },
+            mouth_geometry=MouthCrop(),
+            model=ModelSummary(
+                spec=opts.model,
+                params=int(model.count_params()),
+                macs=count_macs(model),
+                int8_bytes_estimate=int8_size_estimate(model),
+            ),
+            data=split.summary.to_dict(),
+            class_weights=dict(zip(CLASSES, map(float, weights), strict=True)),
+            steps_per_epoch=steps,
+            versions=_versions(),
+            started=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            resumed_from_epoch=initial_epoch if state is not None else None,
+            command=" ".join(sys.argv),
+        ),
     )
 
     has_val = len(split.val) > 0

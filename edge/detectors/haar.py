@@ -17,6 +17,7 @@ class HaarDetector:
 
     def __init__(self, cfg):
         import cv2
+        import cv2.data  # a plain submodule: OpenCV's type stubs do not declare it
 
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(path)

@@ -85,7 +85,7 @@ def builtin_looks() -> dict[str, Look]:
     """Looks that work without a catalogue: ``natural``, ``bold``, ``evening``, ``none``."""
 
     def look(name: str, title: str, *layers: tuple[str, str, float, str]) -> Look:
-        specs = [LayerSpec(kind=k, color=c, intensity=i, finish=f) for k, c, i, f in layers]  # type: ignore[arg-type]
+        specs = [LayerSpec(kind=k, color=c, intensity=i, finish=f) for k, c, i, f in layers]
         return Look(name=name, title=title, layers=specs)
 
     return {

@@ -187,6 +187,11 @@ class Region:
         return frame[self.y0 : self.y1, self.x0 : self.x1]
 
 
+def _support(mask: np.ndarray) -> np.ndarray:
+    """Where a crop-space mask (H, W) or (H, W, C) is non-zero, as one bool (H, W) map."""
+    return np.asarray(mask > 0 if mask.ndim == 2 else (mask > 0).any(axis=2))
+
+
 class FaceMasks:
     """Per-face, per-frame cache of masks in class-map space, warped on demand.
 
@@ -251,7 +256,7 @@ class FaceMasks:
         """Frame rectangle (clipped to the ROI) covering every pixel a crop-space mask can reach."""
         if self.roi is None:
             return None
-        support = mask > 0 if mask.ndim == 2 else (mask > 0).any(axis=2)
+        support = _support(mask)
         bx, by, bw, bh = cv2.boundingRect(support.view(np.uint8))
         if bw == 0 or bh == 0:
             return None
@@ -277,7 +282,7 @@ class FaceMasks:
         """
         if self.roi is None:
             return []
-        support = mask > 0 if mask.ndim == 2 else (mask > 0).any(axis=2)
+        support = _support(mask)
         mid = round(0.5 * (self.part("left_eye").cx + self.part("right_eye").cx))
         rects = []
         for lo, hi in ((0, mid), (mid, self.size)):

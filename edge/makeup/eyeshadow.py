@@ -62,7 +62,7 @@ class Eyeshadow(Layer):
         for reg in masks.regions(self.mask(masks)):
             region = reg.view(frame)
             src = region.astype(np.float32)
-            target = cv2.transform(src, tint)
+            target: np.ndarray = cv2.transform(src, tint)
             if spec.finish == "shimmer":
                 # A pearly lift where the pigment is densest (equal RGB add = luma only).
                 target += (np.float32(15.0) * reg.mask)[..., None]

@@ -60,7 +60,7 @@ def interpreter_class(runtime: str) -> tuple[str, Any]:
 
 
 class _Quant(NamedTuple):
-    index: int
+    tensor: int  # the interpreter's tensor index
     scale: float
     zero_point: int
     dtype: Any
@@ -116,7 +116,7 @@ class InterpreterParser:
             raise BundleError(f"{self.path}: parts output is {parts}, metadata says {meta.outputs[OUTPUT_PARTS].shape}")
 
     def _read(self, q: _Quant) -> np.ndarray:
-        raw = self._interp.get_tensor(q.index)
+        raw = self._interp.get_tensor(q.tensor)
         if q.scale:
             return (raw.astype(np.float32) - q.zero_point) * q.scale
         return raw.astype(np.float32, copy=False)
@@ -135,7 +135,7 @@ class InterpreterParser:
             x = np.clip(np.round(x.astype(np.float32) / q.scale + q.zero_point), -128, 127).astype(np.int8)
         else:
             x = x.astype(np.float32)
-        self._interp.set_tensor(q.index, x)
+        self._interp.set_tensor(q.tensor, x)
         self._interp.invoke()
         probs = self._read(self._out[OUTPUT_PARTS])[0]
         face = float(self._read(self._out[OUTPUT_FACE]).reshape(-1)[0])

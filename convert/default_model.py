@@ -1,6 +1,6 @@
 """Build the default model bundle end to end: read real faces -> train -> convert (``make model``).
 
-    python -m training.default_model --out edge/data/models/vanity-default.tflite \
+    python -m convert.default_model --out edge/data/models/vanity-default.tflite \
         [--data-root ../shared/data]
 
 The recipe trains on the real, human-labelled faces of ``--data-root`` (the layouts
@@ -10,6 +10,9 @@ landmark teacher where a source labels only some classes, plus synthetic faces f
 source is read with its ``@train`` split, so the held-out people (``@holdout``) stay
 unseen for ``vanity eval``. Then the int8 conversion with its accuracy gate; the
 bundle is written only if the gate passes. About 75 minutes on a 2-core machine.
+
+It lives in ``convert`` because it sits at the top of the chain: it imports
+``training`` (to train) and ``convert`` (to quantize), and nothing imports it.
 """
 
 from __future__ import annotations
@@ -83,11 +86,12 @@ def build(out: Path, run_dir: Path, recipe: Recipe, data_root: Path = DEFAULT_DA
 
     Raises:
         MissingData: the real faces are not under ``data_root``.
-        convert.quantize.GateFailed: the int8 bundle lost accuracy (no bundle written).
+        convert.errors.GateFailed: the int8 bundle lost accuracy (no bundle written).
     """
     data = recipe.data_spec(data_root.resolve())  # before TensorFlow loads: a missing folder fails at once
     from convert.quantize import convert_run
     from training.model import ModelSpec
+    from training.run import RECORD_FILE
     from training.train import TrainOptions, train
 
     t0 = time.monotonic()
@@ -102,7 +106,7 @@ def build(out: Path, run_dir: Path, recipe: Recipe, data_root: Path = DEFAULT_DA
         steps_per_epoch=recipe.steps_per_epoch,
         progress=progress,
         patience=max(3, recipe.epochs // 3),
-        resume=(run_dir / "run.json").is_file(),
+        resume=(run_dir / RECORD_FILE).is_file(),
     )
     result = train(opts)
     t1 = time.monotonic()
@@ -160,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         celebamask_repeat=args.celebamask_repeat,
         prior_alpha=args.prior_alpha,
     )
-    from convert.quantize import GateFailed
+    from convert.errors import GateFailed
 
     try:
         build(args.out, args.run_dir, recipe, args.data_root, progress=not args.quiet)

@@ -1,0 +1,32 @@
+"""Small file helpers every package shares: which files are images, and SHA-256 digests.
+
+The one home for these (``training``, ``convert``, ``benchmarks`` and ``deploy`` import
+them from here; ``edge`` imports nothing from those packages).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+"""Lower-case file suffixes of the still images OpenCV reads (``cv2.imread``)."""
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether the path's suffix (any case) names a still image (``IMAGE_SUFFIXES``)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks (a model file need not fit in memory twice)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
