@@ -223,11 +223,6 @@ def graph() -> dict[str, set[str]]:
     return g
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edge.calibration <-> edge.tone (PAPER_WHITE / _linear_lut, function-level) is the tone helper's; "
-    "drop this mark once that loop is cut",
-)
 def test_no_import_cycles(graph):
     """Guards against a module importing one that imports it back (the old convert.quantize <->
     convert._training loop): a cycle makes import order matter and the two modules one."""
@@ -246,11 +241,6 @@ def test_training_never_imports_convert(graph):
     assert forbidden_imports(graph, "training", ("convert",)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edge/server.py's create_app (247 lines) is being split by the arch-live helper; "
-    "drop this mark once they are under the limit",
-)
 def test_no_long_functions_in_edge():
     """Guards against functions that do several jobs: none in edge/ is over 80 lines."""
     offenders = long_functions(ROOT, "edge")

@@ -16,7 +16,6 @@ not grow when the head rolls.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from typing import NamedTuple
@@ -26,6 +25,7 @@ import numpy as np
 from edge.config import PACKAGE_DATA
 from edge.contract import FaceBox
 from edge.detectors import Detection
+from edge.files import sha256_bytes
 
 DETECTOR_DIR = PACKAGE_DATA / "detector"
 """Shipped detector models, their licence and provenance."""
@@ -98,7 +98,7 @@ def load_model(variant: Variant) -> bytes:
     pinned = provenance().get("files", {}).get(variant.file, {}).get("sha256")
     if pinned is None:
         raise DetectorModelError(f"{path}: not listed in {PROVENANCE_FILE.name}")
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256_bytes(data)
     if digest != pinned:
         raise DetectorModelError(f"{path}: SHA-256 {digest[:12]}… does not match the pinned {pinned[:12]}…")
     return data
@@ -115,7 +115,23 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area, 1e-9)
 
 
-def weighted_nms(scores: np.ndarray, boxes: np.ndarray, kps: np.ndarray, iou: float) -> list[tuple]:
+class Hits(NamedTuple):
+    """Raw model hits in image pixels: scores (N,), xyxy boxes (N, 4), keypoints (N, 6, 2)."""
+
+    scores: np.ndarray
+    boxes: np.ndarray
+    kps: np.ndarray
+
+
+class Face(NamedTuple):
+    """One face after suppression: its score, xyxy box (4,) and keypoints (6, 2)."""
+
+    score: float
+    box: np.ndarray
+    kps: np.ndarray
+
+
+def weighted_nms(scores: np.ndarray, boxes: np.ndarray, kps: np.ndarray, iou: float) -> list[Face]:
     """MediaPipe's weighted non-maximum suppression: each face is the score-weighted mean of its overlapping hits.
 
     A hit whose centre lies inside a kept face's box is the same face too (a face
@@ -139,7 +155,7 @@ def weighted_nms(scores: np.ndarray, boxes: np.ndarray, kps: np.ndarray, iou: fl
         w = scores[same][:, None]
         box = (boxes[same] * w).sum(0) / w.sum()
         kp = (kps[same] * w[:, :, None]).sum(0) / w.sum()
-        out.append((float(scores[i]), box, kp))
+        out.append(Face(float(scores[i]), box, kp))
         alive &= ~same
     return out
 
@@ -194,7 +210,7 @@ class BlazeFaceDetector:
                     out.append((x0, y0, side))
         return out
 
-    def _run(self, image: np.ndarray, x0: float, y0: float, side: float):
+    def _run(self, image: np.ndarray, x0: float, y0: float, side: float) -> Hits | None:
         """Raw hits above the threshold in one square: scores, xyxy boxes, keypoints, in image pixels."""
         import cv2
 
@@ -235,7 +251,7 @@ class BlazeFaceDetector:
         # Input pixels -> image pixels.
         boxes = (boxes - [ox, oy, ox, oy]) / [sx, sy, sx, sy] + [ix0, iy0, ix0, iy0]
         kps = (kps - [ox, oy]) / [sx, sy] + [ix0, iy0]
-        return scores, boxes, kps
+        return Hits(scores, boxes, kps)
 
     def _fill_input(self, buf: np.ndarray) -> None:
         """Scale the uint8 square to the model's [-1, 1] floats straight into the interpreter's input tensor.
@@ -265,7 +281,12 @@ class BlazeFaceDetector:
         hits = [r for sq in squares if (r := self._run(frame, *sq)) is not None]
         if not hits:
             return []
-        faces = weighted_nms(*(np.concatenate([r[i] for r in hits]) for i in range(3)), self.cfg.nms_iou)
+        faces = weighted_nms(
+            np.concatenate([h.scores for h in hits]),
+            np.concatenate([h.boxes for h in hits]),
+            np.concatenate([h.kps for h in hits]),
+            self.cfg.nms_iou,
+        )
         c = self.cfg
         out = []
         for score, box, kp in faces:
@@ -284,7 +305,7 @@ class BlazeFaceDetector:
         out.sort(key=lambda d: -d.score)
         return out[: c.max_faces]
 
-    def second_look(self, frame: np.ndarray, box: FaceBox) -> tuple | None:
+    def second_look(self, frame: np.ndarray, box: FaceBox) -> Face | None:
         """The model again on squares ``confirm_scales`` times the face, centred on it: the best (score, box,
         keypoints) found there, or None.
 
@@ -304,7 +325,7 @@ class BlazeFaceDetector:
             near = np.hypot(cx - box.cx, cy - box.cy) < 0.3 * box.size
             if near.any():
                 look = weighted_nms(scores[near], boxes[near], kps[near], self.cfg.nms_iou)[0]
-                if best is None or look[0] > best[0]:
+                if best is None or look.score > best.score:
                     best = look
         return best
 

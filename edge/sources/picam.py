@@ -52,8 +52,10 @@ class PiCameraSource:
 
         if self._cam is None:
             self.open()
+        cam = self._cam
+        assert cam is not None  # open() sets it or raises
         try:
-            arr = self._cam.capture_array(self._stream)
+            arr = cam.capture_array(self._stream)
         except Exception as e:
             self.close()
             raise SourceError(f"Pi camera read failed: {e}") from e

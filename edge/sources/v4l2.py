@@ -44,7 +44,9 @@ class V4L2Source:
 
         if self._cap is None:
             self.open()
-        ok, frame = self._cap.read()
+        cap = self._cap
+        assert cap is not None  # open() sets it or raises
+        ok, frame = cap.read()
         if not ok or frame is None:
             self.close()
             raise SourceError(f"camera {self.cfg.device} stopped delivering frames")

@@ -38,10 +38,12 @@ class VideoSource:
 
         if self._cap is None:
             self.open()
-        ok, frame = self._cap.read()
+        cap = self._cap
+        assert cap is not None  # open() sets it or raises
+        ok, frame = cap.read()
         if not ok and self.cfg.loop:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self._cap.read()
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = cap.read()
         if not ok and not self.cfg.loop and self.frames_read > 0:
             raise SourceEnded(f"{self.cfg.path}: end of the video (loop = false)")
         if not ok:
