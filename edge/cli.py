@@ -11,9 +11,19 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
+
+from edge.files import VIDEO_SUFFIXES, is_image_file
+
+if TYPE_CHECKING:  # the CLI imports its heavy parts inside the commands, so `vanity --help` stays fast
+    import numpy as np
+
+    from edge.catalog import Catalog
+    from edge.config import VanityConfig
+    from edge.runtime.base import Parser
+    from edge.types import FaceAnalysis, SkinTone
 
 app = typer.Typer(
     name="vanity",
@@ -85,9 +95,9 @@ def source_override(spec: str) -> dict[str, Any]:
     p = Path(spec)
     if p.is_dir():
         return {"kind": "image", "path": str(p)}
-    if p.suffix.lower() in {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mjpg", ".mjpeg"}:
+    if p.suffix.lower() in VIDEO_SUFFIXES:
         return {"kind": "video", "path": str(p)}
-    if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}:
+    if is_image_file(p):
         return {"kind": "image", "path": str(p)}
     _fail(f"--source {spec!r}: not a known source, and not an image, folder or video path", code=2)
     return {}
@@ -205,6 +215,53 @@ def run(
 # ---------------------------------------------------------------------- still images
 
 
+class StillFaces(NamedTuple):
+    """The parser a still image was analysed with, and the faces found (best first)."""
+
+    parser: Parser
+    faces: list[FaceAnalysis]
+
+
+def _still_faces(cfg: VanityConfig, frame: np.ndarray) -> StillFaces:
+    """Every face in a still image through the device's still path (detector search, parse, refinement)."""
+    from edge.analysis import analyze_still
+
+    parser = _open_parser(cfg)
+    return StillFaces(parser, analyze_still(parser, _make_detector(cfg), cfg.analysis, frame))
+
+
+def _face_report(fa: FaceAnalysis, tone: SkinTone | None, catalog: Catalog) -> dict[str, Any]:
+    """One face of ``vanity analyze --json``: box, score, tone (or None) and the shades recommended for it."""
+    item: dict[str, Any] = {
+        "box": {"cx": fa.box.cx, "cy": fa.box.cy, "size": fa.box.size, "angle_deg": fa.box.angle_deg},
+        "face_score": fa.face_score,
+        "skin_tone": None,
+        "recommendations": [],
+    }
+    if tone is None:
+        return item
+    item["skin_tone"] = {
+        "monk": tone.monk,
+        "undertone": tone.undertone,
+        "lab": list(tone.lab),
+        "confidence": tone.confidence,
+        "uncertainty_monk_steps": tone.uncertainty,
+        "reference": tone.reference,
+    }
+    item["recommendations"] = [
+        {
+            "sku": r.product.sku,
+            "brand": r.product.brand,
+            "product": r.product.product,
+            "shade": r.product.shade,
+            "hex": r.product.hex,
+            "reason": r.reason,
+        }
+        for r in catalog.recommend(tone)
+    ]
+    return item
+
+
 @app.command()
 def analyze(
     image: Annotated[Path, typer.Argument(help="Image file (JPEG/PNG).")],
@@ -218,10 +275,9 @@ def analyze(
 
     cfg = _load_config(config, model=model)
     frame = _read_image(image)
-    parser = _open_parser(cfg)
-    from edge.analysis import analyze_still, labels_to_image
+    from edge.analysis import labels_to_image
 
-    faces = analyze_still(parser, _make_detector(cfg), cfg.analysis, frame)
+    parser, faces = _still_faces(cfg, frame)
     h, w = frame.shape[:2]
     if out is not None:
         labels = labels_to_image(faces, h, w)
@@ -232,36 +288,7 @@ def analyze(
         from edge.tone import measure_tone
 
         catalog = _open_catalog(cfg)
-        report = []
-        for fa in faces:
-            tone = measure_tone(frame, fa)
-            item: dict[str, Any] = {
-                "box": {"cx": fa.box.cx, "cy": fa.box.cy, "size": fa.box.size, "angle_deg": fa.box.angle_deg},
-                "face_score": fa.face_score,
-                "skin_tone": None,
-                "recommendations": [],
-            }
-            if tone is not None:
-                item["skin_tone"] = {
-                    "monk": tone.monk,
-                    "undertone": tone.undertone,
-                    "lab": list(tone.lab),
-                    "confidence": tone.confidence,
-                    "uncertainty_monk_steps": tone.uncertainty,
-                    "reference": tone.reference,
-                }
-                item["recommendations"] = [
-                    {
-                        "sku": r.product.sku,
-                        "brand": r.product.brand,
-                        "product": r.product.product,
-                        "shade": r.product.shade,
-                        "hex": r.product.hex,
-                        "reason": r.reason,
-                    }
-                    for r in catalog.recommend(tone)
-                ]
-            report.append(item)
+        report = [_face_report(fa, measure_tone(frame, fa), catalog) for fa in faces]
         doc: dict[str, Any] = {"image": str(image), "width": w, "height": h, "faces": report}
         if not faces:
             doc["message"] = "no face found"
@@ -286,9 +313,7 @@ def render(
 
     cfg = _load_config(config, model=model)
     frame = _read_image(image)
-    parser = _open_parser(cfg)
     catalog = _open_catalog(cfg)
-    from edge.analysis import analyze_still
     from edge.looks import available_looks
     from edge.makeup import Renderer
 
@@ -296,7 +321,7 @@ def render(
     if look not in looks:
         _fail(f"unknown look {look!r}; choose from: {', '.join(sorted(looks))}", code=2)
     chosen = looks[look]
-    faces = analyze_still(parser, _make_detector(cfg), cfg.analysis, frame)
+    _, faces = _still_faces(cfg, frame)
     renderer = Renderer(feather_px=cfg.render.feather_px)
     result = frame
     for fa in faces:

@@ -110,6 +110,32 @@ def smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return t * t * (np.float32(3.0) - np.float32(2.0) * t)
 
 
+def tint_regions(
+    frame: np.ndarray,
+    masks: FaceMasks,
+    mask: np.ndarray,
+    spec: LayerSpec,
+    lightness: float,
+    chroma: float,
+    lift: float = 0.0,
+) -> None:
+    """Tint the frame under a crop-space mask toward ``spec``'s shade, in place, one region per side.
+
+    Args:
+        lightness: share of the luma moved toward the shade's.
+        chroma: share of the chroma moved toward the shade's.
+        lift: luma added where the mask is full (a pearly finish), fading with it.
+    """
+    tint = tint_transform(spec.color, lightness, chroma)
+    for reg in masks.regions(mask):
+        region = reg.view(frame)
+        src = region.astype(np.float32)
+        target: np.ndarray = cv2.transform(src, tint)
+        if lift:
+            target += (np.float32(lift) * reg.mask)[..., None]  # equal RGB add = luma only
+        blend(region, target, reg.mask * np.float32(spec.intensity), src=src)
+
+
 def blend(region: np.ndarray, target: np.ndarray, alpha: np.ndarray, src: np.ndarray | None = None) -> None:
     """Write ``region + alpha * (target - region)`` back into the uint8 ``region`` in place.
 

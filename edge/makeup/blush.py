@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from edge.makeup.base import FaceMasks, Layer, LayerSpec, blend, soft_threshold, tint_transform
+from edge.makeup.base import FaceMasks, Layer, LayerSpec, soft_threshold, tint_regions
 
 _LIGHTNESS = 0.25  # how far luma moves toward the shade: blush is a sheer pigment, the skin's shading stays
 _CHROMA = 0.7  # how far chroma moves toward the shade
@@ -41,8 +40,4 @@ class Blush(Layer):
         """Tint the cheeks' chroma toward the shade, lightness only slightly."""
         if spec.intensity <= 0:
             return
-        tint = tint_transform(spec.color, _LIGHTNESS, _CHROMA)
-        for reg in masks.regions(self.mask(masks)):
-            region = reg.view(frame)
-            src = region.astype(np.float32)
-            blend(region, cv2.transform(src, tint), reg.mask * np.float32(spec.intensity), src=src)
+        tint_regions(frame, masks, self.mask(masks), spec, _LIGHTNESS, _CHROMA)

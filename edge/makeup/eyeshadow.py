@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from edge.makeup.base import (
     FaceMasks,
     Layer,
     LayerSpec,
-    blend,
     smoothstep,
     soft_threshold,
-    tint_transform,
+    tint_regions,
 )
 
 _LIGHTNESS = 0.6
@@ -58,12 +56,6 @@ class Eyeshadow(Layer):
         """Tint the lids toward the shade, keeping some of the skin's shading."""
         if spec.intensity <= 0:
             return
-        tint = tint_transform(spec.color, _LIGHTNESS, _CHROMA)
-        for reg in masks.regions(self.mask(masks)):
-            region = reg.view(frame)
-            src = region.astype(np.float32)
-            target: np.ndarray = cv2.transform(src, tint)
-            if spec.finish == "shimmer":
-                # A pearly lift where the pigment is densest (equal RGB add = luma only).
-                target += (np.float32(15.0) * reg.mask)[..., None]
-            blend(region, target, reg.mask * np.float32(spec.intensity), src=src)
+        # Shimmer: a pearly lift where the pigment is densest.
+        lift = 15.0 if spec.finish == "shimmer" else 0.0
+        tint_regions(frame, masks, self.mask(masks), spec, _LIGHTNESS, _CHROMA, lift=lift)

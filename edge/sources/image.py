@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.files import is_image_file
 from edge.sources.base import Pacer, SourceError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -36,7 +35,7 @@ class ImageSource:
         """Load the image(s); unreadable files in a folder are skipped, not fatal."""
         p = Path(self.cfg.path)
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(f for f in p.iterdir() if is_image_file(f))
             frames = []
             for f in files:
                 try:
