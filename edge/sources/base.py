@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -49,3 +49,32 @@ class Pacer:
             self._next += self.period
         else:
             self._next = now + self.period
+
+
+class OpenCVCapture:
+    """Shared by the sources read through ``cv2.VideoCapture``: the handle, its release, BGR -> RGB."""
+
+    _cap: Any = None
+
+    def open(self) -> None:
+        """Open the device or file into ``self._cap``; raises SourceError."""
+        raise NotImplementedError
+
+    def _opened(self) -> Any:
+        """The capture handle, opening it first if needed (raises SourceError when it cannot)."""
+        if self._cap is None:
+            self.open()
+        if self._cap is None:
+            raise SourceError(f"{type(self).__name__}: open() left no capture handle")
+        return self._cap
+
+    def _rgb(self, frame: np.ndarray) -> np.ndarray:
+        import cv2
+
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    def close(self) -> None:
+        """Release the device or file (again is harmless)."""
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None

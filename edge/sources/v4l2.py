@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.sources.base import SourceError
+from edge.sources.base import OpenCVCapture, SourceError
 
 
 def list_cameras(max_index: int = 8) -> list[str]:
@@ -14,7 +14,7 @@ def list_cameras(max_index: int = 8) -> list[str]:
     return sorted(str(p) for p in Path("/dev").glob("video*"))[:max_index]
 
 
-class V4L2Source:
+class V4L2Source(OpenCVCapture):
     """Opens the device with the requested size and rate; the driver paces reads."""
 
     def __init__(self, cfg):
@@ -40,23 +40,12 @@ class V4L2Source:
 
     def read(self) -> np.ndarray:
         """Next frame, RGB."""
-        import cv2
-
-        if self._cap is None:
-            self.open()
-        cap = self._cap
-        assert cap is not None  # open() sets it or raises
+        cap = self._opened()
         ok, frame = cap.read()
         if not ok or frame is None:
             self.close()
             raise SourceError(f"camera {self.cfg.device} stopped delivering frames")
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-
-    def close(self) -> None:
-        """Release the device."""
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        return self._rgb(frame)
 
 
 def create(cfg) -> V4L2Source:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.sources.base import Pacer, SourceEnded, SourceError
+from edge.sources.base import OpenCVCapture, Pacer, SourceEnded, SourceError
 
 
-class VideoSource:
+class VideoSource(OpenCVCapture):
     """Reads a video file; restarts at the end when ``loop``."""
 
     def __init__(self, cfg):
@@ -36,10 +36,7 @@ class VideoSource:
         """Next frame, RGB."""
         import cv2
 
-        if self._cap is None:
-            self.open()
-        cap = self._cap
-        assert cap is not None  # open() sets it or raises
+        cap = self._opened()
         ok, frame = cap.read()
         if not ok and self.cfg.loop:
             cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -51,13 +48,7 @@ class VideoSource:
         self.frames_read += 1
         if self._pacer:
             self._pacer.wait()
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-
-    def close(self) -> None:
-        """Release the file."""
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        return self._rgb(frame)
 
 
 def create(cfg) -> VideoSource:
