@@ -477,7 +477,7 @@ def eval_speed(det, n: int = 300) -> dict:
         for k, v in ts.items()
     }
     out["loadavg_1min"] = load
-    out["other_cpu_share"] = None if others is None else float(others)
+    out["other_cpu_share"] = None if others is None else max(0.0, float(others))
     out["cpus"] = cv2.getNumberOfCPUs()
     return out
 
