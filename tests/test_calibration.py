@@ -109,21 +109,22 @@ def test_vanity_calibrate_end_to_end(tmp_path):
     assert bad.returncode == 2 and "plain surface" in bad.stderr
 
 
-def test_kiosk_advises_by_tone_only_when_confident(fake_pipeline):
+def test_kiosk_advises_by_tone_only_when_confident(fake_pipeline, fake_cfg):
     """Guards against the kiosk recommending foundation shades from a guess: an unsure tone gives the
     look's products and asks the customer to face the light, a sure one gives shades for the tone."""
-    from edge.server.context import Features
+    from edge.server.context import Kiosk
     from edge.server.state import page_state
     from edge.types import SkinTone
 
+    kiosk = Kiosk(fake_pipeline, fake_cfg)
     fake_pipeline.session.look = fake_pipeline.catalog.look("office")
     fake_pipeline.session.tone = SkinTone(monk=6, undertone="warm", lab=(55.0, 8.0, 27.0), confidence=0.2)
-    unsure = page_state(fake_pipeline, Features(snapshots=False, split=True)).model_dump()
+    unsure = page_state(kiosk).model_dump()
     assert unsure["tone"]["reliable"] is False and unsure["recommendations"]
     assert all(r["reason"] == "in your look" for r in unsure["recommendations"])
     look_skus = {lay.sku for lay in fake_pipeline.session.look.layers}
     assert {r["sku"] for r in unsure["recommendations"]} <= look_skus
     fake_pipeline.session.tone = SkinTone(monk=6, undertone="warm", lab=(55.0, 8.0, 27.0), confidence=0.9)
-    sure = page_state(fake_pipeline, Features(snapshots=False, split=True)).model_dump()
+    sure = page_state(kiosk).model_dump()
     assert sure["tone"]["reliable"] is True and sure["recommendations"]
     assert all(r["reason"] != "in your look" for r in sure["recommendations"])

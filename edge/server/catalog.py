@@ -29,4 +29,4 @@ def catalog_json(catalog: Catalog | None) -> dict[str, Any]:
 @router.get("/api/catalog", summary="Products and looks of the store, and the kiosk's features")
 async def api_catalog(kiosk: KioskDep) -> dict[str, Any]:
     """Everything the page's controls offer."""
-    return {**catalog_json(kiosk.pipeline.catalog), "features": kiosk.features.model_dump()}
+    return {**catalog_json(kiosk.catalog), "features": kiosk.features.model_dump()}

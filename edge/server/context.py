@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
+    from edge.catalog import Catalog
     from edge.config import VanityConfig
     from edge.netguard import ConnectionGuard
     from edge.pipeline import LivePipeline
@@ -47,6 +48,11 @@ class Kiosk:
     guard: ConnectionGuard | None = None
     """Adds its connection counters to ``/metrics`` when set."""
     counters: LiveCounters = field(default_factory=LiveCounters)
+
+    @property
+    def catalog(self) -> Catalog | None:
+        """The store's catalogue the pipeline was built with (None: built-in looks only)."""
+        return self.pipeline.catalog
 
     @property
     def features(self) -> Features:

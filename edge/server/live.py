@@ -108,7 +108,7 @@ async def state_events(request: Request, kiosk: Kiosk, interval: float) -> Async
     last = None
     yield "retry: 1500\n\n"
     while not await request.is_disconnected():
-        body = json.dumps(page_state(kiosk.pipeline, kiosk.features).model_dump(mode="json"))
+        body = json.dumps(page_state(kiosk).model_dump(mode="json"))
         if body != last:
             yield f"event: state\ndata: {body}\n\n"
             last = body

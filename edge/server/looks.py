@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.catalog import CATEGORY_KINDS
+from edge.catalog import CATEGORY_KINDS, Catalog
 from edge.looks import with_layers_of, without_kinds, without_sku
 from edge.makeup import Look
 from edge.pipeline import LivePipeline
@@ -62,16 +62,16 @@ def look_reply(pipeline: LivePipeline) -> LookReply:
     return LookReply(name=session.look_name, look=json.loads(session.look.model_dump_json()))
 
 
-def _product_look(pipeline: LivePipeline, req: LookBySku, current: Look) -> Look:
+def _product_look(catalog: Catalog | None, req: LookBySku, current: Look) -> Look:
     """The look after trying, adding or removing one product.
 
     Raises:
         HTTPException: 404 without a catalogue or for an unknown product.
     """
-    if pipeline.catalog is None:
+    if catalog is None:
         raise HTTPException(status_code=404, detail="this kiosk has no catalogue")
     try:
-        single = pipeline.catalog.look_for(req.sku, req.intensity)
+        single = catalog.look_for(req.sku, req.intensity)
     except KeyError:
         raise HTTPException(status_code=404, detail=f"unknown sku {req.sku!r}") from None
     if req.action == "remove":
@@ -113,6 +113,6 @@ async def put_look(req: LookRequest, kiosk: KioskDep) -> LookReply:
         if isinstance(req, LookClear):
             pipeline.set_look(without_kinds(current, CATEGORY_KINDS[req.clear]), "custom")
         else:
-            look = _product_look(pipeline, req, current)
+            look = _product_look(kiosk.catalog, req, current)
             pipeline.set_look(look, look.name)
     return look_reply(pipeline)

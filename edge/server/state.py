@@ -10,12 +10,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from edge.contract import CLASS_GROUPS, FACE_CLASSES
-from edge.server.context import PROTECTED, Features, KioskDep
+from edge.server.context import PROTECTED, Features, Kiosk, KioskDep
 from edge.server.errors import error_responses
 
 if TYPE_CHECKING:
     from edge.catalog import Catalog, Product
-    from edge.pipeline import EncodedFrame, LivePipeline, LiveSnapshot
+    from edge.pipeline import EncodedFrame, LiveSnapshot
     from edge.types import FaceAnalysis
 
 router = APIRouter()
@@ -130,16 +130,16 @@ def recommendations(snap: LiveSnapshot, catalog: Catalog | None) -> list[Recomme
     ]
 
 
-def page_state(pipeline: LivePipeline, features: Features) -> StateReply:
-    """The page's view of the mirror: face present, tone, look, recommendations."""
-    snap = pipeline.snapshot()
+def page_state(kiosk: Kiosk) -> StateReply:
+    """The page's view of the mirror (the pipeline's snapshot): face present, tone, look, recommendations."""
+    snap = kiosk.pipeline.snapshot()
     s, face, tone = snap.session, snap.face, snap.session.tone
     return StateReply(
         mode="mirror" if face is not None else "attract",
         face_present=face is not None,
         face_score=None if face is None else round(float(face.face_score), 3),
         no_face_s=None if face is not None or not s.last_face else round(snap.now - s.last_face, 1),
-        regions=face_regions(face, snap.frame, snap.flipped, pipeline.model_info().classes),
+        regions=face_regions(face, snap.frame, snap.flipped, kiosk.pipeline.model_info().classes),
         tone=None
         if tone is None
         else ToneReply(
@@ -156,14 +156,14 @@ def page_state(pipeline: LivePipeline, features: Features) -> StateReply:
             LayerReply(kind=lay.kind, sku=lay.sku, color=lay.color, intensity=lay.intensity) for lay in s.look.layers
         ],
         compare=s.compare == "before",
-        recommendations=recommendations(snap, pipeline.catalog),
+        recommendations=recommendations(snap, kiosk.catalog),
         session=hashlib.blake2s(repr(s.started).encode(), digest_size=4).hexdigest(),
         session_age_s=round(snap.now - s.started, 1),
         reset_after_s=snap.reset_after_s,
         fps=round(snap.fps, 1),
         camera=snap.camera,
         compare_mode=s.compare,
-        features=features,
+        features=kiosk.features,
     )
 
 
@@ -176,4 +176,4 @@ def page_state(pipeline: LivePipeline, features: Features) -> StateReply:
 )
 async def api_state(kiosk: KioskDep) -> StateReply:
     """The page's view of the mirror."""
-    return page_state(kiosk.pipeline, kiosk.features)
+    return page_state(kiosk)
