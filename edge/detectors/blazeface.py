@@ -257,7 +257,7 @@ class BlazeFaceDetector:
         """Scale the uint8 square to the model's [-1, 1] floats straight into the interpreter's input tensor.
 
         Writing through the tensor's view skips a temporary float array and ``set_tensor``'s
-        copy of it (interleaved with the old path on the same frames: 2 % faster, under load).
+        copy of it (a throw-away script alternating it with the old path on the same frames: 2 % faster, under load).
         """
         x = self._interp.tensor(self._in)()[0]
         np.multiply(buf, np.float32(1.0 / 127.5), out=x, casting="unsafe")  # float32 math, as astype() did
