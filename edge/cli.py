@@ -163,6 +163,15 @@ def _open_catalog(cfg):
         _fail(f"catalogue refused: {e}", code=2, details=getattr(e, "errors", None))
 
 
+def _open_tone_model(cfg):
+    from edge.tone_model import ToneModel, ToneModelError
+
+    try:
+        return ToneModel.load(cfg.analysis.tone_model)
+    except ToneModelError as e:
+        _fail(f"tone model refused (make tone-model rebuilds it): {e}", code=2)
+
+
 def _read_image(path: Path):
     from edge.sources.base import SourceError
     from edge.sources.image import read_rgb
@@ -247,6 +256,7 @@ def _face_report(fa: FaceAnalysis, tone: SkinTone | None, catalog: Catalog) -> d
         "confidence": tone.confidence,
         "uncertainty_monk_steps": tone.uncertainty,
         "reference": tone.reference,
+        "monk_score": tone.score,
     }
     item["recommendations"] = [
         {
@@ -288,7 +298,8 @@ def analyze(
         from edge.tone import measure_tone
 
         catalog = _open_catalog(cfg)
-        report = [_face_report(fa, measure_tone(frame, fa), catalog) for fa in faces]
+        tone_model = _open_tone_model(cfg)
+        report = [_face_report(fa, measure_tone(frame, fa, None, tone_model), catalog) for fa in faces]
         doc: dict[str, Any] = {"image": str(image), "width": w, "height": h, "faces": report}
         if not faces:
             doc["message"] = "no face found"

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_MODEL = PACKAGE_DATA / "models" / "vanity-default.tflite"
 DEFAULT_CATALOG = PACKAGE_DATA / "catalog.toml"
+DEFAULT_TONE_MODEL = PACKAGE_DATA / "models" / "tone-model.json"
 
 
 class _Strict(BaseModel):
@@ -215,6 +216,11 @@ class AnalysisConfig(_Strict):
         "pass over five crop sizes (16 inferences per face instead of 4).",
     )
     tone_ema: float = Field(0.1, gt=0, le=1, description="Weight of the newest skin-tone measurement.")
+    tone_model: Path = Field(
+        DEFAULT_TONE_MODEL,
+        description="Learned tone model (JSON, made by `make tone-model`): the Monk step of an uncalibrated "
+        "camera or photo. A calibrated kiosk matches the skin's reflectance to the swatches instead.",
+    )
     tone_min_confidence: float = Field(
         0.45,
         ge=0,

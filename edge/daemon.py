@@ -152,6 +152,12 @@ def build_pipeline(cfg: VanityConfig, notifier: Notifier | None = None) -> LiveP
         calibration = load_calibration(cfg.state_dir)
     except CalibrationError as e:
         raise DaemonError(f"colour calibration refused (run vanity calibrate again): {e}") from e
+    from edge.tone_model import ToneModel, ToneModelError
+
+    try:
+        tone_model = ToneModel.load(cfg.analysis.tone_model)
+    except ToneModelError as e:
+        raise DaemonError(f"tone model refused (make tone-model rebuilds it): {e}") from e
     try:
         # The first session resolves render.look, so an unknown look fails here.
         return LivePipeline(
@@ -163,6 +169,7 @@ def build_pipeline(cfg: VanityConfig, notifier: Notifier | None = None) -> LiveP
             make_source(cfg.source),
             notifier=notifier,
             calibration=calibration,
+            tone_model=tone_model,
         )
     except KeyError as e:
         raise DaemonError(f"render.look: {e}") from e

@@ -40,6 +40,7 @@ from edge.types import FaceAnalysis, SkinTone
 
 if TYPE_CHECKING:
     from edge.calibration import Calibration
+    from edge.tone_model import ToneModel
     from edge.catalog import Catalog
     from edge.config import VanityConfig
     from edge.detectors import Detector
@@ -266,6 +267,7 @@ class LivePipeline:
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.monotonic,
         calibration: Calibration | None = None,
+        tone_model: ToneModel | None = None,
     ) -> None:
         """Wire the stages; nothing runs until :meth:`start`.
 
@@ -280,6 +282,7 @@ class LivePipeline:
         self.renderer = renderer
         self.catalog = catalog
         self.calibration = calibration  # the kiosk's colour card measurement (edge.calibration), if any
+        self.tone_model = tone_model  # the learned photo-to-Monk map (edge.tone_model), if any
         self.analyzer = Analyzer(parser, detector, cfg.analysis)
         self.notifier = notifier
         # Set by the daemon: whether its HTTP server answers (the watchdog is fed only then too).
@@ -428,7 +431,7 @@ class LivePipeline:
             from edge.tone import ToneSmoother, measure_tone
 
             t0 = time.monotonic()
-            tone = measure_tone(frame, face, self.calibration)
+            tone = measure_tone(frame, face, self.calibration, self.tone_model)
             if tone is not None:
                 if self._tone_smoother is None:
                     self._tone_smoother = ToneSmoother(alpha=self.cfg.analysis.tone_ema)

@@ -67,6 +67,7 @@ import numpy as np
 
 from edge.colour import LUMA, linear_lut, linear_to_lab, monk_lab
 from edge.contract import CLASS_ID
+from edge.tone_model import ToneModel, monk_of_score
 from edge.types import FaceAnalysis, SkinTone, Undertone
 
 MONK_WEIGHTS: dict[str, tuple[float, float, float]] = {"calibration": (0.5, 1.0, 2.0), "scene": (1.0, 1.0, 1.0)}
@@ -222,23 +223,137 @@ def skin_colour(pixels: np.ndarray, gains: np.ndarray) -> SkinColour | None:
     return SkinColour(lab, lightness, float(clip.mean()))
 
 
-def measure_tone(frame_rgb: np.ndarray, face: FaceAnalysis, calibration=None) -> SkinTone | None:
+def _skin_core(face: FaceAnalysis) -> tuple[np.ndarray, np.ndarray]:
+    """(skin probability map float32, eroded confident-skin mask uint8) in class-map space."""
+    skin = np.ascontiguousarray(face.probs[:, :, CLASS_ID["skin"]], np.float32)
+    return skin, cv2.erode((skin >= SKIN_PROB).astype(np.uint8), np.ones((3, 3), np.uint8))
+
+
+class _Scene(NamedTuple):
+    small: np.ndarray
+    skin: np.ndarray
+    illuminant: np.ndarray
+
+
+def _scene(frame_rgb: np.ndarray, face: FaceAnalysis, skin: np.ndarray) -> _Scene:
+    """The frame decimated to ~160 pixels across, where the face's skin is in it, and the light's colour."""
+    # Plain decimation: the light is a statistic of many pixels, and decimation commutes exactly
+    # with per-channel gains.
+    h, w = frame_rgb.shape[:2]
+    step = max(1, round(max(h, w) / 160))
+    small = frame_rgb[::step, ::step]
+    sh, sw = small.shape[:2]
+    skin_small = cv2.warpAffine(skin, face.output_to_image() / step, (sw, sh), flags=cv2.INTER_LINEAR) > 0.3
+    return _Scene(small, skin_small, estimate_illuminant(small, skin_small))
+
+
+def _check_frame(frame_rgb: np.ndarray) -> None:
+    if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
+        raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame_rgb.shape} {frame_rgb.dtype}")
+
+
+def _class_luminance(
+    frame_rgb: np.ndarray, face: FaceAnalysis, names: tuple[str, ...], prob: float, erode: bool = False
+) -> np.ndarray:
+    """Linear luminance of the frame's pixels where the classes' summed probability is at least ``prob``.
+
+    With ``erode``, the mask loses one class-map pixel at its edge (nothing from a neighbouring part).
+    """
+    mask = (sum(face.probs[:, :, CLASS_ID[n]] for n in names) >= prob).astype(np.uint8)
+    if erode:
+        mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
+    px = _crop_pixels(frame_rgb, face, mask)
+    return linear_lut()[px].astype(np.float64) @ LUMA
+
+
+def tone_features(frame_rgb: np.ndarray, face: FaceAnalysis) -> dict[str, float] | None:
+    """The measurements the learned tone model (``edge.tone_model``) reads, or None with too little skin.
+
+    All are logarithms of ratios or plain ratios, so most do not move with the exposure:
+
+    - ``log_lum``: the skin's median linear luminance above its darkest 15 % (the camera's own
+      exposure of it; the one that does move, and still the strongest single cue).
+    - ``lum_over_nose_peak`` / ``lum_over_face_peak`` / ``lum_over_p98``: the skin against its
+      own highlights (the nose's 99th percentile, the face's 99.5th, the skin's 98th). A
+      specular highlight reflects the light itself whatever the skin, so deep skin sits
+      further below it than light skin does, at any exposure.
+    - ``p25_over_p50``: the shading's depth relative to the median.
+    - ``saturation``: 1 - min/max of the skin's median 8-bit colour.
+    - ``gb_balanced`` / ``rg_balanced``: the skin's log green/blue and red/green chromaticity
+      against the scene's light (melanin absorbs blue most).
+    - ``lips_over_skin``: the lips' median luminance over the skin's.
+    - ``lum_over_scene_grey`` / ``lum_over_scene_p90``: the skin against the scene's
+      shades-of-grey estimate and its brighter surfaces.
+
+    A part the parse did not find (nose, lips) is NaN; the model fills it.
+
+    Raises:
+        ValueError: if the frame is not (H, W, 3) uint8.
+    """
+    _check_frame(frame_rgb)
+    skin, core = _skin_core(face)
+    px = _crop_pixels(frame_rgb, face, core)
+    if px.shape[0] < MIN_SKIN_PIXELS:
+        return None
+    lin = linear_lut()[px].astype(np.float64)
+    y = lin @ LUMA
+    lit = y >= np.percentile(y, _SHADOW_PCT)
+    lum = float(np.median(y[lit]))
+    if lum <= 0:
+        return None
+    ok = lit & (px.max(axis=1) < 250)
+    if int(ok.sum()) <= _MIN_CHROMA_PIXELS:
+        ok = np.ones_like(ok)
+    chroma = np.median(lin[ok] / np.maximum(y[ok], 1e-6)[:, None], axis=0)
+    scene = _scene(frame_rgb, face, skin)
+    sog = scene.illuminant
+    rest = linear_lut()[scene.small[~scene.skin]].astype(np.float64) @ LUMA
+    rgb = np.median(px[lit], axis=0)
+    nose = _class_luminance(frame_rgb, face, ("nose",), 0.6)
+    lips = _class_luminance(frame_rgb, face, ("upper_lip", "lower_lip"), 0.6)
+    whole = _class_luminance(frame_rgb, face, ("skin", "nose"), 0.7, erode=True)
+    p25, p50, p98 = np.percentile(y, [25, 50, 98])
+
+    def log_ratio(a: float, b: float) -> float:
+        return math.log(a / b) if a > 0 and b > 0 else math.nan
+
+    return {
+        "log_lum": math.log(lum),
+        "lum_over_nose_peak": log_ratio(lum, float(np.percentile(nose, 99))) if nose.size > 5 else math.nan,
+        "lum_over_face_peak": log_ratio(float(np.median(whole)), float(np.percentile(whole, 99.5)))
+        if whole.size >= MIN_SKIN_PIXELS
+        else math.nan,
+        "lum_over_p98": log_ratio(lum, float(p98)),
+        "p25_over_p50": log_ratio(float(p25), float(p50)),
+        "saturation": 1.0 - float(rgb.min()) / max(float(rgb.max()), 1.0),
+        "gb_balanced": log_ratio(float(chroma[1]), float(chroma[2])) - math.log(sog[1] / sog[2]),
+        "rg_balanced": log_ratio(float(chroma[0]), float(chroma[1])) - math.log(sog[0] / sog[1]),
+        "lips_over_skin": log_ratio(float(np.median(lips)), lum) if lips.size >= 5 else math.nan,
+        "lum_over_scene_grey": log_ratio(lum, float(sog @ LUMA)),
+        "lum_over_scene_p90": log_ratio(lum, float(np.percentile(rest, 90))) if rest.size else math.nan,
+    }
+
+
+def measure_tone(
+    frame_rgb: np.ndarray, face: FaceAnalysis, calibration=None, model: ToneModel | None = None
+) -> SkinTone | None:
     """Measure the face's skin tone, corrected for the light; None when too little skin is seen.
 
     Args:
         frame_rgb: (H, W, 3) uint8 RGB frame.
         face: the analysed face.
         calibration: the kiosk's ``edge.calibration.Calibration``, if it has one: its card
-            fixes the white balance and the exposure exactly, instead of the scene's statistics.
+            fixes the white balance and the exposure exactly, and the Monk step is the
+            nearest swatch to the skin's reflectance.
+        model: the learned tone model (``edge.tone_model``); without a calibration it gives
+            the Monk step from the photo's measurements. Without either, the step is the
+            nearest swatch to the scene-normalised colour.
 
     Raises:
         ValueError: if the frame is not (H, W, 3) uint8.
     """
-    if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
-        raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame_rgb.shape} {frame_rgb.dtype}")
-    h, w = frame_rgb.shape[:2]
-    skin = np.ascontiguousarray(face.probs[:, :, CLASS_ID["skin"]], np.float32)
-    core = cv2.erode((skin >= SKIN_PROB).astype(np.uint8), np.ones((3, 3), np.uint8))
+    _check_frame(frame_rgb)
+    skin, core = _skin_core(face)
     if int(core.sum()) * 4 < MIN_SKIN_PIXELS:
         return None
     pixels = _crop_pixels(frame_rgb, face, core)
@@ -250,59 +365,74 @@ def measure_tone(frame_rgb: np.ndarray, face: FaceAnalysis, calibration=None) ->
         gains = np.asarray(calibration.gains, np.float64)
         reference = "calibration"
     else:
-        # The light, from the rest of the scene, subsampled to ~160 pixels across (plain decimation:
-        # it is a statistic of many pixels, and decimation commutes exactly with per-channel gains).
-        step = max(1, round(max(h, w) / 160))
-        small = frame_rgb[::step, ::step]
-        sh, sw = small.shape[:2]
-        skin_small = cv2.warpAffine(skin, face.output_to_image() / step, (sw, sh), flags=cv2.INTER_LINEAR) > 0.3
-        gains = REFERENCE_GREY / estimate_illuminant(small, skin_small)
+        gains = REFERENCE_GREY / _scene(frame_rgb, face, skin).illuminant
         reference = "scene"
 
     colour = skin_colour(pixels, gains)
     if colour is None:
         return None
     lab, kept, clipped = colour
+    lab_t = (float(lab[0]), float(lab[1]), float(lab[2]))
+    score = monk_score(lab_t, reference)
+    if reference == "scene" and model is not None:
+        feats = tone_features(frame_rgb, face)
+        if feats is None:
+            return None
+        score, reference = model.score(feats), "learned"
     # Confidence: enough skin, an even light on it, nothing clipped, and a good exposure reference.
     spread = float(np.subtract(*np.percentile(kept, [75, 25])))
     confidence = (
         min(1.0, kept.size / 400.0)
         * float(np.clip(1.0 - spread / 30.0, 0.0, 1.0))
         * (1.0 - min(1.0, 4.0 * clipped))
-        * {"calibration": 1.0, "scene": 0.8}[reference]
+        * (1.0 if reference == "calibration" else 0.8)
     )
-    lab_t = (float(lab[0]), float(lab[1]), float(lab[2]))
     return SkinTone(
-        monk=monk_step(lab_t, reference),
+        monk=monk_of_score(score),
         undertone=undertone_of(lab_t),
         lab=lab_t,
         confidence=round(confidence, 3),
-        uncertainty=UNCERTAINTY[reference],
+        uncertainty=model.uncertainty if reference == "learned" and model is not None else UNCERTAINTY[reference],
         reference=reference,
+        score=round(score, 3),
     )
 
 
-class ToneSmoother:
-    """Exponential moving average of the skin's CIELAB, with hysteresis on the labels.
+def monk_score(lab: np.ndarray | tuple[float, float, float], reference: str = "scene") -> float:
+    """Continuous Monk value of a colour: its nearest step, moved toward the nearer neighbour.
 
-    The Monk step changes only when the smoothed colour is nearer the new step's reference
-    than the current one's by ``monk_margin``; the undertone only when the hue is past the
-    threshold by ``hue_margin`` degrees. So a colour sitting on a boundary does not make
+    Rounds to ``monk_step``: the move is d_near / (d_near + d_neighbour) < 0.5 of a step.
+    """
+    d = monk_distances(lab, reference)
+    i = int(np.argmin(d))
+    j = i - 1 if i == 9 or (i > 0 and d[i - 1] < d[i + 1]) else i + 1
+    total = float(d[i] + d[j])
+    frac = float(d[i]) / total if total > 0 else 0.0
+    return float(i + 1 + (j - i) * min(frac, 0.5 - 1e-6))
+
+
+class ToneSmoother:
+    """Exponential moving average of the skin's Monk value and CIELAB, with hysteresis on the labels.
+
+    The Monk step changes only when the smoothed continuous value (``SkinTone.score``) is past
+    the rounding boundary by ``monk_margin`` steps; the undertone only when the hue is past
+    its threshold by ``hue_margin`` degrees. So a skin sitting on a boundary does not make
     the kiosk's label flicker.
 
     Args:
         alpha: weight of the newest measurement (scaled by its confidence).
-        monk_margin: weighted-distance margin (CIELAB units) to switch Monk step.
+        monk_margin: Monk steps past the rounding boundary to switch step.
         hue_margin: degrees past a threshold to switch undertone.
     """
 
-    def __init__(self, alpha: float = 0.1, monk_margin: float = 2.0, hue_margin: float = 2.0):
+    def __init__(self, alpha: float = 0.1, monk_margin: float = 0.2, hue_margin: float = 2.0):
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         self.alpha = alpha
         self.monk_margin = monk_margin
         self.hue_margin = hue_margin
         self._lab: np.ndarray | None = None
+        self._score = 0.0
         self._confidence = 0.0
         self._state: SkinTone | None = None
 
@@ -313,24 +443,25 @@ class ToneSmoother:
 
     def reset(self) -> None:
         """Forget everything (a new customer)."""
-        self._lab, self._state, self._confidence = None, None, 0.0
+        self._lab, self._state, self._score, self._confidence = None, None, 0.0, 0.0
 
     def update(self, tone: SkinTone) -> SkinTone:
         """Fold one measurement in; return the smoothed tone."""
         lab = np.asarray(tone.lab, np.float64)
-        if self._lab is None or self._state is None:
-            self._lab, self._confidence = lab, tone.confidence
-            self._state = replace(tone, monk=monk_step(lab, tone.reference), undertone=undertone_of(lab))
+        score = tone.score if tone.score is not None else monk_score(lab, tone.reference)
+        if self._lab is None or self._state is None or tone.reference != self._state.reference:
+            # The first measurement, or a new kind of reference (a calibration just made): start over.
+            self._lab, self._score, self._confidence = lab, score, tone.confidence
+            self._state = replace(tone, monk=monk_of_score(score), undertone=undertone_of(lab), score=round(score, 3))
             return self._state
         # A low-confidence frame moves the average less (but always a little, so it can recover).
         a = self.alpha * max(tone.confidence, 0.2)
         self._lab = (1.0 - a) * self._lab + a * lab
+        self._score = (1.0 - a) * self._score + a * score
         self._confidence = (1.0 - a) * self._confidence + a * tone.confidence
         monk = self._state.monk
-        dist = monk_distances(self._lab, self._state.reference)
-        best = int(np.argmin(dist)) + 1
-        if best != monk and dist[best - 1] + self.monk_margin < dist[monk - 1]:
-            monk = best
+        if abs(self._score - monk) > 0.5 + self.monk_margin:
+            monk = monk_of_score(self._score)
         undertone = self._state.undertone
         h = hue_angle(self._lab)
         candidate = _undertone_of_hue(h)
@@ -341,6 +472,11 @@ class ToneSmoother:
                 undertone = candidate
         lab_t = (float(self._lab[0]), float(self._lab[1]), float(self._lab[2]))
         self._state = replace(
-            self._state, monk=monk, undertone=undertone, lab=lab_t, confidence=round(self._confidence, 3)
+            tone,
+            monk=monk,
+            undertone=undertone,
+            lab=lab_t,
+            confidence=round(self._confidence, 3),
+            score=round(self._score, 3),
         )
         return self._state

@@ -22,8 +22,11 @@ class SkinTone:
         lab: CIELAB (L*, a*, b*) of the light-corrected skin.
         confidence: 0..1, how much skin was seen, how even its light, and how good the exposure reference.
         uncertainty: stated uncertainty of ``monk``, in Monk steps (narrowest after kiosk calibration).
-        reference: what the exposure and white balance came from: "calibration" (the kiosk's card),
-            "eyes" (the whites of the eyes with the scene) or "scene" (the scene's brightest surfaces).
+        reference: what the step came from: "calibration" (the skin's reflectance, measured
+            against the kiosk's card, matched to the swatches), "learned" (the photo's measurements
+            through the learned tone model) or "scene" (the scene-normalised colour matched to the
+            swatches, when no tone model is loaded).
+        score: the continuous Monk value ``monk`` was rounded from (what the kiosk smooths).
     """
 
     monk: int
@@ -32,6 +35,7 @@ class SkinTone:
     confidence: float = 1.0
     uncertainty: float = 1.5
     reference: str = "scene"
+    score: float | None = None
 
 
 def output_to_image(crop_matrix: np.ndarray, stride: int) -> np.ndarray:
