@@ -8,12 +8,13 @@ PY     := $(BIN)/python
 PIP    := $(PY) -m pip
 MODEL  := edge/data/models/vanity-default.tflite
 
-.PHONY: demo test lint model assets teacher bench soak systemd-check systemd-deps browser-deps check-aarch64 clean help
+.PHONY: demo test lint model tone-model assets teacher bench soak systemd-check systemd-deps browser-deps check-aarch64 clean help
 
 help:
 	@echo "make demo   - install the device runtime and run the mirror on the demo source (http://127.0.0.1:8080/)"
 	@echo "make test   - install everything the tests need and run the whole suite"
 	@echo "make model  - rebuild the default model bundle from real faces (DATA=../shared/data) -> train -> convert"
+	@echo "make tone-model - refit the learned skin-tone model on grouped LFW people (after make model; DATA=../shared/data)"
 	@echo "make bench  - per-stage benchmark on the demo source"
 	@echo "make check-aarch64 - the device path on an emulated Raspberry Pi 4 (root; SUITE=trixie: Python 3.13, PI=pi5)"
 	@echo "make teacher - install the labelling teacher (MediaPipe 0.10.21 face models from PyPI) into .cache/teacher"
@@ -68,6 +69,10 @@ teacher: $(VENV)/.runtime
 DATA ?= ../shared/data
 model: $(VENV)/.dev teacher
 	$(PY) -m convert.default_model --out $(MODEL) --data-root $(DATA)
+
+# Refit the learned tone model on the bundle's skin masks (about a minute): after every make model.
+tone-model: $(VENV)/.runtime
+	$(PY) -m training.tone_fit --lfw $(DATA)/lfw/lfw_funneled --model $(MODEL) --out edge/data/models/tone-model.json
 
 bench: $(VENV)/.runtime
 	$(BIN)/vanity bench --source demo --frames 600

@@ -40,7 +40,6 @@ from edge.types import FaceAnalysis, SkinTone
 
 if TYPE_CHECKING:
     from edge.calibration import Calibration
-    from edge.tone_model import ToneModel
     from edge.catalog import Catalog
     from edge.config import VanityConfig
     from edge.detectors import Detector
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
     from edge.sdnotify import Notifier
     from edge.sources.base import Source
     from edge.tone import ToneSmoother
+    from edge.tone_model import ToneModel
 
 log = logging.getLogger(__name__)
 

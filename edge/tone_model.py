@@ -19,8 +19,9 @@ import math
 from pathlib import Path
 
 import numpy as np
-from edge.config import DEFAULT_TONE_MODEL as DEFAULT_TONE_MODEL
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.config import DEFAULT_TONE_MODEL as DEFAULT_TONE_MODEL
 
 TONE_FEATURES: tuple[str, ...] = (
     "log_lum",

@@ -63,6 +63,10 @@ class Photo:
     file: str
     x: np.ndarray
 
+    def features(self) -> dict[str, float]:
+        """The features by name, as ``edge.tone.tone_features`` gave them."""
+        return dict(zip(TONE_FEATURES, self.x.tolist(), strict=True))
+
 
 def read_labels(path: Path) -> list[Person]:
     """The labelled people of a labels file ("GROUP SPLIT NAME" lines, # comments).
@@ -158,7 +162,7 @@ def figures(photos: list[Photo], scores: np.ndarray) -> dict[str, float]:
     steps = np.array([monk_of_score(s) for s in scores], np.float64)
     g = np.array([p.person.group for p in photos])
     by_person: dict[str, list[float]] = {}
-    for p, s in zip(photos, steps):
+    for p, s in zip(photos, steps, strict=True):
         by_person.setdefault(p.person.name, []).append(s)
     several = [v for v in by_person.values() if len(v) >= 4]
     return {
@@ -183,8 +187,8 @@ def cross_validated(photos: list[Photo]) -> tuple[np.ndarray, float]:
         test = fold == k
         if not test.any():
             continue
-        m = fit([p for p, t in zip(photos, test) if not t])
-        scores[test] = [m.score(dict(zip(TONE_FEATURES, p.x))) for p, t in zip(photos, test) if t]
+        m = fit([p for p, t in zip(photos, test, strict=True) if not t])
+        scores[test] = [m.score(p.features()) for p, t in zip(photos, test, strict=True) if t]
     dev = [scores[[i for i, p in enumerate(photos) if p.person.name == n]] for n in {p.person.name for p in photos}]
     spread = float(np.sqrt(np.mean(np.concatenate([(v - v.mean()) ** 2 for v in dev if len(v) >= 3]))))
     return scores, spread
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         cv_scores, spread = cross_validated(fitting)
         model = fit(fitting, uncertainty=round(max(spread, 0.5), 2))
         cv = figures(fitting, cv_scores)
-        dev = figures(development, np.array([model.score(dict(zip(TONE_FEATURES, p.x))) for p in development]))
+        dev = figures(development, np.array([model.score(p.features()) for p in development]))
     except ToneFitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
