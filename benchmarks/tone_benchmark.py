@@ -2,20 +2,24 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/tone_benchmark.py [--model BUNDLE] [--synthetic N] [--lfw DIR] [--json]
+    .venv/bin/python benchmarks/tone_benchmark.py [--model BUNDLE] [--synthetic N] [--lfw DIR] [--labels FILE]
 
 1. **Synthetic** (exact ground truth): faces from ``training.synth`` whose skin is repainted
    with one of the 10 Monk swatches (its texture and shading kept), put in a scene of random
    colours, then lit by a random illuminant (blackbody 2700-7500 K), a random exposure
    (-1.5..+1.5 EV) and a random side shading, through the sRGB curve and 8 bits. Reported:
-   exact Monk step and within +-1, uncalibrated and with a kiosk calibration (a grey card
-   photographed under the same light and exposure).
+   exact Monk step and within +-1: with a kiosk calibration (a grey card photographed under
+   the same light and exposure), and uncalibrated both ways (the learned model, and the
+   colour match to the scene-normalised colour).
 2. **Real, consistency**: every person with 5 or more photos in LFW (``--lfw``, the shared
    ``lfw_funneled``): the share of photos within +-1 of that person's median Monk step.
-3. **Real, ordering** (a development check, not a ground truth): a short list of people of
-   visibly light and of visibly deep skin among those LFW people (``LIGHT`` / ``DEEP`` below,
-   chosen by the developers from public appearance). Pairwise AUC (deep above light) over
-   photos, and the share of the light group's photos at Monk 1-4.
+3. **Real, ordering** (a development check, not a ground truth): the "dev" people of
+   ``training/data/tone_labels.txt`` (light, medium and deep, grouped by the developers from
+   public appearance; the learned model never saw them). Pairwise AUC (deeper group above
+   lighter) over photos, and the share of the light group's photos at Monk 1-4.
+
+Parts 2 and 3 run twice: with the learned tone model (what ``vanity analyze`` reports) and
+with the colour match alone (what it reported before the model).
 
 Each photo goes through ``vanity analyze``'s own path (detector, ``analyze_still``,
 ``measure_tone``); the synthetic faces are given their true face box (a fixed detector), so
@@ -34,24 +38,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-LIGHT = [
-    "Emma_Watson",
-    "Gwyneth_Paltrow",
-    "Renee_Zellweger",
-    "Heidi_Klum",
-    "Nancy_Pelosi",
-    "Meryl_Streep",
-    "Steffi_Graf",
-    "Celine_Dion",
-    "Lance_Armstrong",
-    "Michael_Phelps",
-    "George_W_Bush",
-    "Donald_Rumsfeld",
-    "Jennifer_Capriati",
-    "Martha_Stewart",
-]
-DEEP = ["Colin_Powell", "Condoleezza_Rice", "Kofi_Annan", "Thabo_Mbeki", "Allyson_Felix", "Chanda_Rubin", "James_Blake"]
 
 
 def blackbody_gains(kelvin: float) -> np.ndarray:
@@ -119,8 +105,10 @@ def run_synthetic(model: Path | None, n: int, seed: int = 0) -> dict:
     cfg, parser, _ = _analyzer(model)
     from edge.config import load_config
     from edge.detectors import make_detector
+    from edge.tone_model import ToneModel
 
-    res = {"uncalibrated": [], "calibrated": []}
+    tone_model = ToneModel.load(cfg.analysis.tone_model)
+    res: dict[str, list[int | None]] = {"uncalibrated": [], "learned": [], "calibrated": []}
     for i in range(n):
         monk = i % 10 + 1
         rgb, box, card = synthetic_face(rng, monk)
@@ -131,8 +119,8 @@ def run_synthetic(model: Path | None, n: int, seed: int = 0) -> dict:
             res["calibrated"].append(None)
             continue
         cal = measure_card(np.pad(card, ((32, 32), (32, 32), (0, 0)), mode="edge"))
-        for key, c in (("uncalibrated", None), ("calibrated", cal)):
-            t = measure_tone(rgb, faces[0], c)
+        for key, c, m in (("uncalibrated", None, None), ("learned", None, tone_model), ("calibrated", cal, None)):
+            t = measure_tone(rgb, faces[0], c, m)
             res[key].append(None if t is None else t.monk - monk)
     out = {}
     for key, errs in res.items():
@@ -141,14 +129,18 @@ def run_synthetic(model: Path | None, n: int, seed: int = 0) -> dict:
     return out
 
 
-def run_lfw(model: Path | None, lfw: Path) -> dict:
-    """Consistency over people with 5+ photos, and the light/deep development ordering."""
+def run_lfw(model: Path | None, lfw: Path, labels: Path) -> dict:
+    """Consistency over people with 5+ photos, and the dev people's ordering; learned and colour match."""
     from edge.analysis import analyze_still
     from edge.tone import measure_tone
+    from edge.tone_model import ToneModel
+    from training.tone_fit import auc, read_labels
 
     cfg, parser, det = _analyzer(model)
-    people = sorted(p for p in lfw.iterdir() if p.is_dir() and len(list(p.glob("*.jpg"))) >= 5)
-    monks: dict[str, list[int]] = {}
+    tone_model = ToneModel.load(cfg.analysis.tone_model)
+    dev = {p.name: p.group for p in read_labels(labels) if p.split == "dev"}
+    people = sorted(p for p in lfw.iterdir() if p.is_dir() and (len(list(p.glob("*.jpg"))) >= 5 or p.name in dev))
+    monks: dict[str, dict[str, list[int]]] = {"learned": {}, "colour": {}}
     for person in people:
         for f in sorted(person.glob("*.jpg")):
             rgb = cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB)
@@ -156,23 +148,28 @@ def run_lfw(model: Path | None, lfw: Path) -> dict:
             if not faces:
                 continue
             fa = max(faces, key=lambda x: x.box.size)
-            t = measure_tone(rgb, fa)
-            if t is not None:
-                monks.setdefault(person.name, []).append(t.monk)
-    within = [abs(m - np.median(v)) <= 1 for v in monks.values() for m in v]
-    light = [m for p in LIGHT for m in monks.get(p, [])]
-    deep = [m for p in DEEP for m in monks.get(p, [])]
-    auc = float(np.mean([[1.0 if d > v else 0.5 if d == v else 0.0 for d in deep] for v in light])) if light else None
-    return {
-        "people": len(monks),
-        "photos": sum(map(len, monks.values())),
-        "within1_of_person_median": float(np.mean(within)) if within else None,
-        "monk_histogram": np.bincount([m for v in monks.values() for m in v], minlength=11)[1:].tolist(),
-        "ordering_auc_deep_above_light": auc,
-        "light_at_monk_1_4": float(np.mean(np.array(light) <= 4)) if light else None,
-        "light_median": float(np.median(light)) if light else None,
-        "deep_median": float(np.median(deep)) if deep else None,
-    }
+            for key, m in (("learned", tone_model), ("colour", None)):
+                t = measure_tone(rgb, fa, None, m)
+                if t is not None:
+                    monks[key].setdefault(person.name, []).append(t.monk)
+    out = {}
+    for key, by in monks.items():
+        several = {p: v for p, v in by.items() if len(v) >= 5}
+        within = [abs(m - np.median(v)) <= 1 for v in several.values() for m in v]
+        group = {g: np.array([m for p, gg in dev.items() if gg == g for m in by.get(p, [])]) for g in "LMD"}
+        out[key] = {
+            "people_5plus": len(several),
+            "photos_5plus": sum(map(len, several.values())),
+            "within1_of_person_median": float(np.mean(within)) if within else None,
+            "monk_histogram_5plus": np.bincount([m for v in several.values() for m in v], minlength=11)[1:].tolist(),
+            "dev_photos": {g: int(v.size) for g, v in group.items()},
+            "dev_auc_deep_above_light": auc(group["L"], group["D"]),
+            "dev_auc_medium_or_deep_above_light": auc(group["L"], np.r_[group["M"], group["D"]]),
+            "dev_light_at_monk_1_4": float(np.mean(group["L"] <= 4)) if group["L"].size else None,
+            "dev_deep_at_monk_6_10": float(np.mean(group["D"] >= 6)) if group["D"].size else None,
+            "dev_median": {g: float(np.median(v)) if v.size else None for g, v in group.items()},
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,13 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=None, help="Bundle (default: the configured one).")
     ap.add_argument("--synthetic", type=int, default=300, help="Synthetic faces (0: skip).")
     ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "data" / "lfw" / "lfw_funneled")
-    ap.add_argument("--json", action="store_true", help="Print one JSON object.")
+    ap.add_argument("--labels", type=Path, default=ROOT / "training" / "data" / "tone_labels.txt")
     args = ap.parse_args(argv)
     out = {}
     if args.synthetic:
         out["synthetic"] = run_synthetic(args.model, args.synthetic)
     if args.lfw.is_dir():
-        out["lfw"] = run_lfw(args.model, args.lfw)
+        out["lfw"] = run_lfw(args.model, args.lfw, args.labels)
     else:
         print(f"{args.lfw}: not found, real-photo part skipped", file=sys.stderr)
     print(json.dumps(out, indent=2))

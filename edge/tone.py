@@ -24,13 +24,23 @@ to real photos):
    channel over the luminance, over the unclipped pixels (shading scales a pixel's
    channels together, so its chromaticity is the skin's wherever nothing clipped; the red
    channel of light skin clips first and would turn it blue). Together: CIELAB, D65.
-5. **Monk step.** The nearest of the 10 Monk Skin Tone references (``edge.colour``, their
-   sRGB values read as reflectance relative to the reference white) by a weighted CIELAB
-   distance, ``MONK_WEIGHTS``: with a card, L* half-weighted and b* doubled, because
-   Monk 1-4 differ by only 6 in L* but by 12 in b*; from the scene, unweighted, because
-   there the exposure, and so L*, is the uncertain part. The weights (and
-   ``REFERENCE_GREY``) were fitted on synthetic faces of another seed than the one the
-   benchmark reports.
+5. **Monk step.** Three ways, by what the exposure is known from:
+
+   - **Calibrated** (a kiosk that has photographed its card): the nearest of the 10 Monk
+     Skin Tone references (``edge.colour``, their sRGB values read as reflectance relative
+     to the reference white) by a weighted CIELAB distance, ``MONK_WEIGHTS``: L*
+     half-weighted and b* doubled, because Monk 1-4 differ by only 6 in L* but by 12 in b*.
+   - **Learned** (any camera or photo, the default without a card): the learned tone model
+     (``edge.tone_model``) maps the photo's measurements (``tone_features``: the skin against
+     its own specular highlights, its saturation and white-balanced chromaticity, the
+     camera's lightness) to a continuous Monk value. A colour match cannot rank people in
+     ordinary photos: the swatches 1-4 are near-white, lighter than real skin's
+     reflectance, and exposure moves a photo's skin as much as its tone does.
+   - **Scene colour match** (no model loaded): the nearest swatch to the scene-normalised
+     colour, unweighted.
+
+   ``SkinTone.score`` is the continuous value the step is rounded from (for a colour
+   match, the nearest step moved toward its nearer neighbour), which the kiosk smooths.
 6. **Undertone.** From the hue angle h = atan2(b*, a*) of the skin: human skin lies around
    40-75 degrees; below ``COOL_BELOW`` (redder/pinker) is cool, above ``WARM_ABOVE``
    (more yellow/golden) is warm, neutral between.
@@ -46,14 +56,8 @@ to real photos):
    uncertainty is +-0.5 Monk step with calibration and +-1.5 without. The kiosk advises
    by tone only above ``analysis.tone_min_confidence``.
 
-Where it fails, uncalibrated: the scene normalisation assumes the scene's surfaces average
-to a neutral light grey. A dark room or dark clothes make the skin read lighter, a white
-wall darker, and a camera that exposes for the face gives people of every tone a similar
-L*: on LFW news photos light- and deep-skinned people overlap (see the README's tone
-benchmark). Everywhere: the Monk references 1-4 are lighter (L* 88-94) than any real
-skin's reflectance (light skin is about L* 60-75), so a colorimetric estimate puts light
-skin at Monk 5 even with a card; the scale's light end is reached only by near-white
-colours. Calibration is what makes the Monk step trustworthy on a kiosk.
+Where it fails: see the README's "Skin tone and kiosk calibration" (the learned model's
+held-out figures, and what it assumes).
 """
 
 from __future__ import annotations
