@@ -172,6 +172,27 @@ def _open_tone_model(cfg):
         _fail(f"tone model refused (make tone-model rebuilds it): {e}", code=2)
 
 
+def _doctor_tone_model(cfg: VanityConfig) -> bool:
+    """`vanity doctor`'s tone-model line; False if the model is refused."""
+    from edge.files import sha256_file
+    from edge.tone_model import ToneModel, ToneModelError
+
+    try:
+        tm = ToneModel.load(cfg.analysis.tone_model)
+    except ToneModelError as e:
+        typer.echo(f"tone model   REFUSED: {e}")
+        return False
+    auc = tm.fitted.get("dev_auc_light_below_deep", "?")
+    typer.echo(f"tone model   {cfg.analysis.tone_model} (+-{tm.uncertainty} steps; held-out light/deep AUC {auc})")
+    try:
+        same = tm.parser_sha256 == sha256_file(Path(cfg.model.path))
+    except OSError:
+        same = True  # the model line above already reports a missing bundle
+    if not same:
+        typer.echo("             fitted on another parse bundle's skin masks: run make tone-model")
+    return True
+
+
 def _read_image(path: Path):
     from edge.sources.base import SourceError
     from edge.sources.image import read_rgb
@@ -437,6 +458,7 @@ def doctor(config: ConfigOpt = None) -> None:
     except CalibrationError as e:
         ok = False
         typer.echo(f"calibration  REFUSED: {e}")
+    ok = _doctor_tone_model(cfg) and ok
     from edge.pipeline import read_pi_health
 
     pi = read_pi_health()

@@ -101,6 +101,7 @@ def test_vanity_calibrate_end_to_end(tmp_path):
     assert (tmp_path / "state" / "calibration.json").is_file()
     d = subprocess.run([*run, "doctor", "--config", str(cfg)], capture_output=True, text=True, cwd=ROOT)
     assert "calibration  grey18 card" in d.stdout
+    assert "tone model   " in d.stdout and "held-out light/deep AUC" in d.stdout, d.stdout
     flat = tmp_path / "flat.png"
     cv2.imwrite(str(flat), np.tile((np.arange(64) * 4).astype(np.uint8)[None, :, None], (64, 1, 3)))
     bad = subprocess.run(
