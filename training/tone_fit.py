@@ -168,8 +168,10 @@ def figures(photos: list[Photo], scores: np.ndarray) -> dict[str, float]:
     return {
         "photos": len(photos),
         "people": len(by_person),
+        **{f"{name}_photos": int((g == k).sum()) for k, name in (("L", "light"), ("M", "medium"), ("D", "deep"))},
         "auc_light_below_deep": auc(steps[g == "L"], steps[g == "D"]),
         "auc_light_below_medium_or_deep": auc(steps[g == "L"], steps[g != "L"]),
+        "auc_light_below_medium": auc(steps[g == "L"], steps[g == "M"]),
         "auc_medium_below_deep": auc(steps[g == "M"], steps[g == "D"]),
         "light_at_monk_1_4": float(np.mean(steps[g == "L"] <= 4)) if (g == "L").any() else float("nan"),
         "deep_at_monk_6_10": float(np.mean(steps[g == "D"] >= 6)) if (g == "D").any() else float("nan"),
