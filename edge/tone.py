@@ -263,7 +263,8 @@ def _class_luminance(
 
     With ``erode``, the mask loses one class-map pixel at its edge (nothing from a neighbouring part).
     """
-    mask = (sum(face.probs[:, :, CLASS_ID[n]] for n in names) >= prob).astype(np.uint8)
+    summed = np.sum([face.probs[:, :, CLASS_ID[n]] for n in names], axis=0)
+    mask = (summed >= prob).astype(np.uint8)
     if erode:
         mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
     px = _crop_pixels(frame_rgb, face, mask)
