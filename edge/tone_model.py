@@ -6,8 +6,10 @@ the skin's lightness as much as its tone does. This model is a linear map (ridge
 from a few measurements that a photo's exposure and white balance move little (the skin
 against its own specular highlight, its saturation, its white-balanced chromaticity) and the
 camera's own lightness, fitted on LFW people grouped by the developers as light, medium and
-deep (``training/data/tone_labels.txt``) and stretched so the light group's median reads
-Monk 3 and the deep group's Monk 7.
+deep (``training/data/tone_labels.txt``). The linear score is placed on the scale so the deep
+group's median reads Monk 7, and below a knee (Monk 4) its slope is flattened so the light
+group's median reads Monk 3: a photo cannot tell Monk 1 from 3 reliably, and a flatter light
+end keeps one person's photos on neighbouring steps instead of spreading them over four.
 
 The file is made by ``python -m training.tone_fit`` (``make tone-model``); it is JSON, read
 once at start-up, and needs nothing but NumPy.
@@ -46,8 +48,10 @@ class ToneModelError(ValueError):
 class ToneModel(BaseModel):
     """A fitted linear map from tone features to a continuous Monk value.
 
-    score = bias + sum(weights * (x - mean) / scale), a missing feature (no nose or lips
-    seen) taking its ``fill`` value; the Monk step is the score rounded into 1..10.
+    linear = bias + sum(weights * (x - mean) / scale), a missing feature (no nose or lips
+    seen) taking its ``fill`` value; the score is ``linear`` at or above ``knee`` and
+    ``knee - light_slope * (knee - linear)`` below it; the Monk step is the score rounded
+    into 1..10.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,7 +62,9 @@ class ToneModel(BaseModel):
     scale: tuple[float, ...] = Field(description="Per-feature standard deviation of the fitting photos.")
     fill: tuple[float, ...] = Field(description="Value used for a feature a photo lacks (the fitting median).")
     weights: tuple[float, ...] = Field(description="Weight of each standardised feature, in Monk steps.")
-    bias: float = Field(description="Score of an average fitting photo.")
+    bias: float = Field(description="Linear score of an average fitting photo.")
+    knee: float = Field(4.0, ge=1, le=10, description="Monk value below which the scale is flattened.")
+    light_slope: float = Field(1.0, gt=0, le=1, description="Slope of the scale below the knee (1: not flattened).")
     uncertainty: float = Field(gt=0, description="Stated uncertainty, Monk steps (held-out residual spread).")
     parser_sha256: str = Field("", description="SHA-256 of the parse bundle whose skin masks it was fitted on.")
     fitted: dict[str, float | int | str] = Field(
@@ -106,7 +112,8 @@ class ToneModel(BaseModel):
         x = np.array([features.get(n, math.nan) for n in self.features], np.float64)
         x = np.where(np.isfinite(x), x, np.asarray(self.fill))
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        return float(self.bias + z @ np.asarray(self.weights))
+        linear = float(self.bias + z @ np.asarray(self.weights))
+        return linear if linear >= self.knee else self.knee - self.light_slope * (self.knee - linear)
 
 
 def monk_of_score(score: float) -> int:

@@ -57,6 +57,25 @@ def test_monk_of_score_rounds_into_the_scale():
     assert [monk_of_score(s) for s in (-3.0, 0.6, 2.49, 2.5, 9.7, 14.0)] == [1, 1, 2, 3, 10, 10]
 
 
+def test_scale_is_flattened_below_the_knee_and_continuous():
+    """Guards against a jump or a reversal where the light end's flatter slope meets the rest of the scale."""
+    n = len(TONE_FEATURES)
+    model = ToneModel(
+        features=TONE_FEATURES,
+        mean=(0.0,) * n,
+        scale=(1.0,) * n,
+        fill=(0.0,) * n,
+        weights=(1.0,) + (0.0,) * (n - 1),
+        bias=4.0,
+        knee=4.0,
+        light_slope=0.4,
+        uncertainty=1.0,
+    )
+    at = [model.score({"log_lum": v}) for v in (-2.0, -1.0, -1e-9, 0.0, 1.0, 3.0)]
+    assert at == pytest.approx([3.2, 3.6, 4.0, 4.0, 5.0, 7.0])
+    assert all(b >= a for a, b in zip(at, at[1:], strict=False))
+
+
 def _photos(rng: np.random.Generator) -> list[Photo]:
     """Fake photos: deeper groups have a lower log_lum and saturation higher, plus noise in every feature."""
     out = []
