@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def test_scale_is_flattened_below_the_knee_and_continuous():
     )
     at = [model.score({"log_lum": v}) for v in (-2.0, -1.0, -1e-9, 0.0, 1.0, 3.0)]
     assert at == pytest.approx([3.2, 3.6, 4.0, 4.0, 5.0, 7.0])
-    assert all(b >= a for a, b in zip(at, at[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(at))
 
 
 def _photos(rng: np.random.Generator) -> list[Photo]:
