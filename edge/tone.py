@@ -282,7 +282,8 @@ def tone_features(frame_rgb: np.ndarray, face: FaceAnalysis) -> dict[str, float]
       own highlights (the nose's 99th percentile, the face's 99.5th, the skin's 98th). A
       specular highlight reflects the light itself whatever the skin, so deep skin sits
       further below it than light skin does, at any exposure.
-    - ``p25_over_p50``: the shading's depth relative to the median.
+    - ``p25_over_p50`` / ``p90_over_p50``: the shading's depth and the lit side's height,
+      relative to the median.
     - ``saturation``: 1 - min/max of the skin's median 8-bit colour.
     - ``gb_balanced`` / ``rg_balanced``: the skin's log green/blue and red/green chromaticity
       against the scene's light (melanin absorbs blue most).
@@ -317,7 +318,7 @@ def tone_features(frame_rgb: np.ndarray, face: FaceAnalysis) -> dict[str, float]
     nose = _class_luminance(frame_rgb, face, ("nose",), 0.6)
     lips = _class_luminance(frame_rgb, face, ("upper_lip", "lower_lip"), 0.6)
     whole = _class_luminance(frame_rgb, face, ("skin", "nose"), 0.7, erode=True)
-    p25, p50, p98 = np.percentile(y, [25, 50, 98])
+    p25, p50, p90, p98 = np.percentile(y, [25, 50, 90, 98])
 
     def log_ratio(a: float, b: float) -> float:
         return math.log(a / b) if a > 0 and b > 0 else math.nan
@@ -336,6 +337,7 @@ def tone_features(frame_rgb: np.ndarray, face: FaceAnalysis) -> dict[str, float]
         "lips_over_skin": log_ratio(float(np.median(lips)), lum) if lips.size >= 5 else math.nan,
         "lum_over_scene_grey": log_ratio(lum, float(sog @ LUMA)),
         "lum_over_scene_p90": log_ratio(lum, float(np.percentile(rest, 90))) if rest.size else math.nan,
+        "p90_over_p50": log_ratio(float(p90), float(p50)),
     }
 
 

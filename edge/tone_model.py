@@ -37,6 +37,7 @@ TONE_FEATURES: tuple[str, ...] = (
     "lips_over_skin",
     "lum_over_scene_grey",
     "lum_over_scene_p90",
+    "p90_over_p50",
 )
 """The measurements ``edge.tone.tone_features`` makes, in the model's order (see there)."""
 
