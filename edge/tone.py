@@ -165,14 +165,37 @@ UNCERTAINTY = {"calibration": 0.5, "scene": 1.5}
 """Stated uncertainty (Monk steps) of an estimate by the reference its exposure came from."""
 
 
-def _crop_pixels(frame_rgb: np.ndarray, face: FaceAnalysis, mask: np.ndarray) -> np.ndarray:
-    """Frame pixels (N, 3) uint8 under a class-map mask, sampled in model-input space."""
-    h, w = frame_rgb.shape[:2]
-    side = mask.shape[0] * int(face.stride)
-    crop = cv2.warpAffine(frame_rgb, face.crop_matrix, (side, side), flags=cv2.INTER_LINEAR, borderValue=0)
-    inside = cv2.warpAffine(np.full((h, w), 255, np.uint8), face.crop_matrix, (side, side), flags=cv2.INTER_NEAREST)
-    up = np.repeat(np.repeat(mask, face.stride, axis=0), face.stride, axis=1).astype(bool) & (inside == 255)
-    return crop[up]
+class _Crop:
+    """The frame in the face's model-input space, warped once; pixels under any class-map mask.
+
+    Args:
+        frame_rgb: (H, W, 3) uint8 frame.
+        face: the analysed face (its crop matrix, stride and class-map size).
+    """
+
+    def __init__(self, frame_rgb: np.ndarray, face: FaceAnalysis):
+        h, w = frame_rgb.shape[:2]
+        self.stride = int(face.stride)
+        side = face.probs.shape[0] * self.stride
+        self.image = cv2.warpAffine(frame_rgb, face.crop_matrix, (side, side), flags=cv2.INTER_LINEAR, borderValue=0)
+        inside = cv2.warpAffine(np.full((h, w), 255, np.uint8), face.crop_matrix, (side, side), flags=cv2.INTER_NEAREST)
+        self.inside = inside == 255
+
+    def pixels(self, mask: np.ndarray) -> np.ndarray:
+        """Frame pixels (N, 3) uint8 under a class-map mask (only those that came from inside the frame)."""
+        up = np.repeat(np.repeat(mask, self.stride, axis=0), self.stride, axis=1).astype(bool) & self.inside
+        return self.image[up]
+
+    def luminance(self, face: FaceAnalysis, names: tuple[str, ...], prob: float, erode: bool = False) -> np.ndarray:
+        """Linear luminance of the pixels where the classes' summed probability is at least ``prob``.
+
+        With ``erode``, the mask loses one class-map pixel at its edge (nothing from a neighbouring part).
+        """
+        summed = np.sum([face.probs[:, :, CLASS_ID[n]] for n in names], axis=0)
+        mask = (summed >= prob).astype(np.uint8)
+        if erode:
+            mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
+        return linear_lut()[self.pixels(mask)].astype(np.float64) @ LUMA
 
 
 class SkinColour(NamedTuple):
@@ -256,21 +279,6 @@ def _check_frame(frame_rgb: np.ndarray) -> None:
         raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame_rgb.shape} {frame_rgb.dtype}")
 
 
-def _class_luminance(
-    frame_rgb: np.ndarray, face: FaceAnalysis, names: tuple[str, ...], prob: float, erode: bool = False
-) -> np.ndarray:
-    """Linear luminance of the frame's pixels where the classes' summed probability is at least ``prob``.
-
-    With ``erode``, the mask loses one class-map pixel at its edge (nothing from a neighbouring part).
-    """
-    summed = np.sum([face.probs[:, :, CLASS_ID[n]] for n in names], axis=0)
-    mask = (summed >= prob).astype(np.uint8)
-    if erode:
-        mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
-    px = _crop_pixels(frame_rgb, face, mask)
-    return linear_lut()[px].astype(np.float64) @ LUMA
-
-
 def tone_features(frame_rgb: np.ndarray, face: FaceAnalysis) -> dict[str, float] | None:
     """The measurements the learned tone model (``edge.tone_model``) reads, or None with too little skin.
 
@@ -298,9 +306,15 @@ def tone_features(frame_rgb: np.ndarray, face: FaceAnalysis) -> dict[str, float]
     """
     _check_frame(frame_rgb)
     skin, core = _skin_core(face)
-    px = _crop_pixels(frame_rgb, face, core)
+    crop = _Crop(frame_rgb, face)
+    px = crop.pixels(core)
     if px.shape[0] < MIN_SKIN_PIXELS:
         return None
+    return _features(face, crop, px, _scene(frame_rgb, face, skin))
+
+
+def _features(face: FaceAnalysis, crop: _Crop, px: np.ndarray, scene: _Scene) -> dict[str, float] | None:
+    """``tone_features`` from the face's crop, its confident-skin pixels and the scene."""
     lin = linear_lut()[px].astype(np.float64)
     y = lin @ LUMA
     lit = y >= np.percentile(y, _SHADOW_PCT)
@@ -311,13 +325,12 @@ def tone_features(frame_rgb: np.ndarray, face: FaceAnalysis) -> dict[str, float]
     if int(ok.sum()) <= _MIN_CHROMA_PIXELS:
         ok = np.ones_like(ok)
     chroma = np.median(lin[ok] / np.maximum(y[ok], 1e-6)[:, None], axis=0)
-    scene = _scene(frame_rgb, face, skin)
     sog = scene.illuminant
     rest = linear_lut()[scene.small[~scene.skin]].astype(np.float64) @ LUMA
     rgb = np.median(px[lit], axis=0)
-    nose = _class_luminance(frame_rgb, face, ("nose",), 0.6)
-    lips = _class_luminance(frame_rgb, face, ("upper_lip", "lower_lip"), 0.6)
-    whole = _class_luminance(frame_rgb, face, ("skin", "nose"), 0.7, erode=True)
+    nose = crop.luminance(face, ("nose",), 0.6)
+    lips = crop.luminance(face, ("upper_lip", "lower_lip"), 0.6)
+    whole = crop.luminance(face, ("skin", "nose"), 0.7, erode=True)
     p25, p50, p90, p98 = np.percentile(y, [25, 50, 90, 98])
 
     def log_ratio(a: float, b: float) -> float:
@@ -363,16 +376,19 @@ def measure_tone(
     skin, core = _skin_core(face)
     if int(core.sum()) * 4 < MIN_SKIN_PIXELS:
         return None
-    pixels = _crop_pixels(frame_rgb, face, core)
+    crop = _Crop(frame_rgb, face)
+    pixels = crop.pixels(core)
     if pixels.shape[0] < MIN_SKIN_PIXELS:
         return None
+    scene = None
     if calibration is not None:
         # The card turned camera values into reflectance, which is what a swatch's sRGB value is
         # relative to the reference white.
         gains = np.asarray(calibration.gains, np.float64)
         reference = "calibration"
     else:
-        gains = REFERENCE_GREY / _scene(frame_rgb, face, skin).illuminant
+        scene = _scene(frame_rgb, face, skin)
+        gains = REFERENCE_GREY / scene.illuminant
         reference = "scene"
 
     colour = skin_colour(pixels, gains)
@@ -381,8 +397,8 @@ def measure_tone(
     lab, kept, clipped = colour
     lab_t = (float(lab[0]), float(lab[1]), float(lab[2]))
     score = monk_score(lab_t, reference)
-    if reference == "scene" and model is not None:
-        feats = tone_features(frame_rgb, face)
+    if scene is not None and model is not None:
+        feats = _features(face, crop, pixels, scene)
         if feats is None:
             return None
         score, reference = model.score(feats), "learned"
