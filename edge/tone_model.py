@@ -68,6 +68,11 @@ class ToneModel(BaseModel):
     light_slope: float = Field(1.0, gt=0, le=1, description="Slope of the scale below the knee (1: not flattened).")
     uncertainty: float = Field(gt=0, description="Stated uncertainty, Monk steps (held-out residual spread).")
     parser_sha256: str = Field("", description="SHA-256 of the parse bundle whose skin masks it was fitted on.")
+    probe: tuple[float, ...] = Field(
+        (),
+        description="The features of a generated probe face when it was fitted (training.tone_fit.probe_features): "
+        "a test measures them again, so feature code changed without a refit is caught.",
+    )
     fitted: dict[str, float | int | str] = Field(
         default_factory=dict, description="How it was fitted, and its held-out figures."
     )

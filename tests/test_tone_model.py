@@ -18,7 +18,7 @@ from edge.tone import ToneSmoother, measure_tone, tone_features
 from edge.tone_model import TONE_FEATURES, ToneModel, ToneModelError, monk_of_score
 from edge.types import SkinTone
 from tests.conftest import ROOT
-from training.tone_fit import Person, Photo, ToneFitError, auc, fit, read_labels
+from training.tone_fit import Person, Photo, ToneFitError, auc, fit, probe_features, read_labels
 
 
 def test_shipped_model_loads_and_reads_this_codes_features():
@@ -29,6 +29,14 @@ def test_shipped_model_loads_and_reads_this_codes_features():
     # The file says how well it did on people it never saw; a refit that lost the ordering must show.
     assert model.fitted["dev_auc_light_below_deep"] >= 0.85
     assert model.fitted["cv_light_at_monk_1_4"] >= 0.7
+
+
+def test_feature_code_matches_the_shipped_fit():
+    """Guards against a feature's code changed without `make tone-model`: the shipped weights would then
+    be applied to numbers they were not fitted on, and every customer's step would shift silently."""
+    model = ToneModel.load(DEFAULT_TONE_MODEL)
+    assert len(model.probe) == len(TONE_FEATURES)
+    assert probe_features() == pytest.approx(model.probe, rel=1e-6, abs=1e-9)
 
 
 @pytest.mark.parametrize(

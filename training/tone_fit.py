@@ -160,6 +160,18 @@ def fit(photos: list[Photo], uncertainty: float = 1.0) -> ToneModel:
     )
 
 
+def probe_features() -> tuple[float, ...]:
+    """``edge.tone.tone_features`` of a generated face (``edge.makeup.synthetic``, seed 0), in model order."""
+    from edge.makeup.synthetic import synthetic_face
+    from edge.tone import tone_features
+
+    frame, face, _ = synthetic_face(seed=0)
+    feats = tone_features(frame, face)
+    if feats is None:
+        raise ToneFitError("the probe face has no skin to measure")
+    return tuple(float(feats[n]) for n in TONE_FEATURES)
+
+
 def auc(lower: np.ndarray, higher: np.ndarray) -> float:
     """P(a ``higher`` value > a ``lower`` one), ties counting a half; NaN if either is empty."""
     lower, higher = np.asarray(lower, np.float64), np.asarray(higher, np.float64)
@@ -239,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         **{f"cv_{k}": round(v, 4) for k, v in cv.items()},
         **{f"dev_{k}": round(v, 4) for k, v in dev.items()},
     }
-    model = model.model_copy(update={"parser_sha256": sha256_file(Path(bundle)), "fitted": fitted})
+    model = model.model_copy(
+        update={"parser_sha256": sha256_file(Path(bundle)), "fitted": fitted, "probe": probe_features()}
+    )
     model.save(args.out)
     print(
         json.dumps(
