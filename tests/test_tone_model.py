@@ -36,7 +36,7 @@ def test_feature_code_matches_the_shipped_fit():
     be applied to numbers they were not fitted on, and every customer's step would shift silently."""
     model = ToneModel.load(DEFAULT_TONE_MODEL)
     assert len(model.probe) == len(TONE_FEATURES)
-    assert probe_features() == pytest.approx(model.probe, rel=1e-6, abs=1e-9)
+    assert probe_features() == pytest.approx(model.probe, rel=1e-4, abs=1e-6)  # room for float differences only
 
 
 @pytest.mark.parametrize(
