@@ -90,6 +90,9 @@ WARM_ABOVE = 62.0
 REFERENCE_GREY = 0.4
 """Linear value the scene's shades-of-grey estimate is corrected to (a light grey; fitted with ``MONK_WEIGHTS``)."""
 
+COLOURLESS_BELOW = 3.0
+"""Mean |R-G| + |G-B| (8-bit levels) of the face crop below which the photo has no colour to measure."""
+
 MINKOWSKI_P = 6.0
 SKIN_PROB = 0.8
 MIN_SKIN_PIXELS = 40
@@ -180,6 +183,15 @@ class _Crop:
         self.image = cv2.warpAffine(frame_rgb, face.crop_matrix, (side, side), flags=cv2.INTER_LINEAR, borderValue=0)
         inside = cv2.warpAffine(np.full((h, w), 255, np.uint8), face.crop_matrix, (side, side), flags=cv2.INTER_NEAREST)
         self.inside = inside == 255
+
+    @property
+    def colourless(self) -> bool:
+        """Whether the face's crop has no colour at all (a black-and-white photo, a monochrome camera)."""
+        px = self.image[self.inside].astype(np.int16)
+        if not px.size:
+            return False
+        # JPEG keeps a grey image's channels within a level or two of each other; skin is never that grey.
+        return float(np.mean(np.abs(px[:, 0] - px[:, 1]) + np.abs(px[:, 1] - px[:, 2]))) < COLOURLESS_BELOW
 
     def pixels(self, mask: np.ndarray) -> np.ndarray:
         """Frame pixels (N, 3) uint8 under a class-map mask (only those that came from inside the frame)."""
@@ -299,7 +311,9 @@ def tone_features(frame_rgb: np.ndarray, face: FaceAnalysis) -> dict[str, float]
     - ``lum_over_scene_grey`` / ``lum_over_scene_p90``: the skin against the scene's
       shades-of-grey estimate and its brighter surfaces.
 
-    A part the parse did not find (nose, lips) is NaN; the model fills it.
+    A part the parse did not find (nose, lips) is NaN, and so is every colour measurement of a
+    colourless (black-and-white) photo; the model fills them with its fitting medians, so
+    such a photo is placed by its light alone.
 
     Raises:
         ValueError: if the frame is not (H, W, 3) uint8.
@@ -336,7 +350,7 @@ def _features(face: FaceAnalysis, crop: _Crop, px: np.ndarray, scene: _Scene) ->
     def log_ratio(a: float, b: float) -> float:
         return math.log(a / b) if a > 0 and b > 0 else math.nan
 
-    return {
+    feats = {
         "log_lum": math.log(lum),
         "lum_over_nose_peak": log_ratio(lum, float(np.percentile(nose, 99))) if nose.size > 5 else math.nan,
         "lum_over_face_peak": log_ratio(float(np.median(whole)), float(np.percentile(whole, 99.5)))
@@ -352,6 +366,9 @@ def _features(face: FaceAnalysis, crop: _Crop, px: np.ndarray, scene: _Scene) ->
         "lum_over_scene_p90": log_ratio(lum, float(np.percentile(rest, 90))) if rest.size else math.nan,
         "p90_over_p50": log_ratio(float(p90), float(p50)),
     }
+    if crop.colourless:
+        feats.update(saturation=math.nan, gb_balanced=math.nan, rg_balanced=math.nan)
+    return feats
 
 
 def measure_tone(
@@ -402,10 +419,12 @@ def measure_tone(
         if feats is None:
             return None
         score, reference = model.score(feats), "learned"
-    # Confidence: enough skin, an even light on it, nothing clipped, and a good exposure reference.
+    # Confidence: enough skin, an even light on it, nothing clipped, a good exposure reference, and
+    # colour to measure at all (a black-and-white photo gets a step from its light, and no trust).
     spread = float(np.subtract(*np.percentile(kept, [75, 25])))
     confidence = (
-        min(1.0, kept.size / 400.0)
+        (0.0 if crop.colourless else 1.0)
+        * min(1.0, kept.size / 400.0)
         * float(np.clip(1.0 - spread / 30.0, 0.0, 1.0))
         * (1.0 - min(1.0, 4.0 * clipped))
         * (1.0 if reference == "calibration" else 0.8)

@@ -249,3 +249,18 @@ def test_daemon_refuses_a_broken_tone_model_and_loads_the_shipped_one(fake_cfg, 
     with pytest.raises(DaemonError, match="tone model refused"):
         build_pipeline(broken)
     assert build_pipeline(cfg).tone_model == ToneModel.load(DEFAULT_TONE_MODEL)
+
+
+def test_a_black_and_white_photo_is_placed_by_its_light_with_no_confidence(still_faces):
+    """Guards against a black-and-white photo's grey skin read as "no colour = very light" and advised on."""
+    model = ToneModel.load(DEFAULT_TONE_MODEL)
+    img, face = still_faces["astronaut"]
+    grey = np.repeat(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    feats = tone_features(grey, face)
+    assert feats is not None
+    assert all(np.isnan(feats[k]) for k in ("saturation", "gb_balanced", "rg_balanced")), feats
+    assert np.isfinite(feats["lum_over_nose_peak"]) and np.isfinite(feats["log_lum"])
+    tone = measure_tone(grey, face, None, model)
+    colour = measure_tone(img, face, None, model)
+    assert tone is not None and tone.confidence == 0.0 and colour.confidence > 0.3
+    assert abs(tone.score - colour.score) <= 1.5, (tone, colour)
