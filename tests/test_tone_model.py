@@ -264,3 +264,41 @@ def test_a_black_and_white_photo_is_placed_by_its_light_with_no_confidence(still
     colour = measure_tone(img, face, None, model)
     assert tone is not None and tone.confidence == 0.0 and colour.confidence > 0.3
     assert abs(tone.score - colour.score) <= 1.5, (tone, colour)
+
+
+def test_odd_frames_and_parses_never_crash_the_measurement():
+    """Guards against a crash (empty percentile, log of zero) on a small, dark, clipped, grey or half-visible
+    face, or a parse that found no nose or lips."""
+    from edge.contract import CLASS_ID, CLASSES, CropGeometry, FaceBox, crop_matrix
+    from edge.types import FaceAnalysis
+
+    model = ToneModel.load(DEFAULT_TONE_MODEL)
+    measured = 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        h, w = int(rng.integers(24, 320)), int(rng.integers(24, 320))
+        kind = seed % 3
+        if kind == 0:
+            frame = rng.integers(0, 256, (h, w, 3), np.uint8)
+        elif kind == 1:  # flat, clipped and black areas
+            frame = rng.choice(np.array([0, 3, 128, 255], np.uint8), size=(h, w, 3))
+        else:  # grey
+            frame = np.repeat(rng.integers(0, 256, (h, w, 1), np.uint8), 3, axis=2)
+        box = FaceBox(float(rng.uniform(-40, w + 40)), float(rng.uniform(-40, h + 40)), float(rng.uniform(8, 400)), 0.0)
+        probs = np.zeros((64, 64, len(CLASSES)), np.float32)
+        probs[..., 0] = 1.0
+        for name in ("skin", "nose", "upper_lip", "lower_lip"):
+            if name == "skin" or rng.random() < 0.5:
+                y0, x0 = rng.integers(0, 60, 2)
+                y1, x1 = y0 + rng.integers(1, 64 - y0), x0 + rng.integers(1, 64 - x0)
+                probs[y0:y1, x0:x1] = 0.0
+                probs[y0:y1, x0:x1, CLASS_ID[name]] = 1.0
+        face = FaceAnalysis(box, crop_matrix(box, CropGeometry()), probs, probs.argmax(-1).astype(np.uint8), 0.9)
+        feats = tone_features(frame, face)
+        tone = measure_tone(frame, face, None, model)
+        if feats is not None:
+            assert set(feats) == set(TONE_FEATURES)
+        if tone is not None:
+            measured += 1
+            assert 1 <= tone.monk <= 10 and 0.0 <= tone.confidence <= 1.0 and np.isfinite(tone.score), tone
+    assert measured >= 5  # the cases reach the measurement, not only the early refusals
