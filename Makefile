@@ -70,7 +70,7 @@ DATA ?= ../shared/data
 model: $(VENV)/.dev teacher
 	$(PY) -m convert.default_model --out $(MODEL) --data-root $(DATA)
 
-# Refit the learned tone model on the bundle's skin masks (about a minute): after every make model.
+# Refit the learned tone model on the bundle's skin masks (about 20 s): after every make model.
 tone-model: $(VENV)/.runtime
 	$(PY) -m training.tone_fit --lfw $(DATA)/lfw/lfw_funneled --model $(MODEL) --out edge/data/models/tone-model.json
 

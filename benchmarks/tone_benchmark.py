@@ -115,8 +115,8 @@ def run_synthetic(model: Path | None, n: int, seed: int = 0) -> dict:
         det = make_detector(load_config(None, {"detector": {"kind": "fake", "box": list(box)}}).detector)
         faces = analyze_still(parser, det, cfg.analysis, rgb)
         if not faces:
-            res["uncalibrated"].append(None)
-            res["calibrated"].append(None)
+            for errs in res.values():
+                errs.append(None)
             continue
         cal = measure_card(np.pad(card, ((32, 32), (32, 32), (0, 0)), mode="edge"))
         for key, c, m in (("uncalibrated", None, None), ("learned", None, tone_model), ("calibrated", cal, None)):
@@ -138,7 +138,9 @@ def run_lfw(model: Path | None, lfw: Path, labels: Path) -> dict:
 
     cfg, parser, det = _analyzer(model)
     tone_model = ToneModel.load(cfg.analysis.tone_model)
-    dev = {p.name: p.group for p in read_labels(labels) if p.split == "dev"}
+    listed = read_labels(labels)
+    dev = {p.name: p.group for p in listed if p.split == "dev"}
+    fitted_on = {p.name for p in listed if p.split == "fit"}
     people = sorted(p for p in lfw.iterdir() if p.is_dir() and (len(list(p.glob("*.jpg"))) >= 5 or p.name in dev))
     monks: dict[str, dict[str, list[int]]] = {"learned": {}, "colour": {}}
     for person in people:
@@ -156,11 +158,14 @@ def run_lfw(model: Path | None, lfw: Path, labels: Path) -> dict:
     for key, by in monks.items():
         several = {p: v for p, v in by.items() if len(v) >= 5}
         within = [abs(m - np.median(v)) <= 1 for v in several.values() for m in v]
+        unseen = [abs(m - np.median(v)) <= 1 for p, v in several.items() if p not in fitted_on for m in v]
         group = {g: np.array([m for p, gg in dev.items() if gg == g for m in by.get(p, [])]) for g in "LMD"}
         out[key] = {
             "people_5plus": len(several),
             "photos_5plus": sum(map(len, several.values())),
             "within1_of_person_median": float(np.mean(within)) if within else None,
+            "people_5plus_not_fitted_on": sum(p not in fitted_on for p in several),
+            "within1_of_person_median_not_fitted_on": float(np.mean(unseen)) if unseen else None,
             "monk_histogram_5plus": np.bincount([m for v in several.values() for m in v], minlength=11)[1:].tolist(),
             "dev_photos": {g: int(v.size) for g, v in group.items()},
             "dev_auc_deep_above_light": auc(group["L"], group["D"]),

@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, NoReturn
 
 import typer
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the CLI imports its heavy parts inside the commands, so `va
     from edge.catalog import Catalog
     from edge.config import VanityConfig
     from edge.runtime.base import Parser
+    from edge.tone_model import ToneModel
     from edge.types import FaceAnalysis, SkinTone
 
 app = typer.Typer(
@@ -60,7 +61,7 @@ class CliError(Exception):
         self.details = details or []
 
 
-def _fail(message: str, code: int = 1, details: list[str] | None = None) -> None:
+def _fail(message: str, code: int = 1, details: list[str] | None = None) -> NoReturn:
     raise CliError(message, code, details)
 
 
@@ -163,7 +164,8 @@ def _open_catalog(cfg):
         _fail(f"catalogue refused: {e}", code=2, details=getattr(e, "errors", None))
 
 
-def _open_tone_model(cfg):
+def _open_tone_model(cfg: VanityConfig) -> ToneModel:
+    """The configured tone model; exits 2 with the reason if it is refused."""
     from edge.tone_model import ToneModel, ToneModelError
 
     try:
@@ -260,8 +262,11 @@ def _still_faces(cfg: VanityConfig, frame: np.ndarray) -> StillFaces:
     return StillFaces(parser, analyze_still(parser, _make_detector(cfg), cfg.analysis, frame))
 
 
-def _face_report(fa: FaceAnalysis, tone: SkinTone | None, catalog: Catalog) -> dict[str, Any]:
-    """One face of ``vanity analyze --json``: box, score, tone (or None) and the shades recommended for it."""
+def _face_report(fa: FaceAnalysis, tone: SkinTone | None, catalog: Catalog, min_confidence: float) -> dict[str, Any]:
+    """One face of ``vanity analyze --json``: box, score, tone (or None) and the shades recommended for it.
+
+    Shades are recommended only for a tone at or above ``min_confidence``, as on the kiosk.
+    """
     item: dict[str, Any] = {
         "box": {"cx": fa.box.cx, "cy": fa.box.cy, "size": fa.box.size, "angle_deg": fa.box.angle_deg},
         "face_score": fa.face_score,
@@ -278,7 +283,11 @@ def _face_report(fa: FaceAnalysis, tone: SkinTone | None, catalog: Catalog) -> d
         "uncertainty_monk_steps": tone.uncertainty,
         "reference": tone.reference,
         "monk_score": tone.score,
+        "reliable": tone.confidence >= min_confidence,
     }
+    if tone.confidence < min_confidence:
+        item["advice"] = "Skin tone not reliable in this photo (face the light, or a colour photo): no shade advice"
+        return item
     item["recommendations"] = [
         {
             "sku": r.product.sku,
@@ -320,7 +329,8 @@ def analyze(
 
         catalog = _open_catalog(cfg)
         tone_model = _open_tone_model(cfg)
-        report = [_face_report(fa, measure_tone(frame, fa, None, tone_model), catalog) for fa in faces]
+        min_conf = cfg.analysis.tone_min_confidence
+        report = [_face_report(fa, measure_tone(frame, fa, None, tone_model), catalog, min_conf) for fa in faces]
         doc: dict[str, Any] = {"image": str(image), "width": w, "height": h, "faces": report}
         if not faces:
             doc["message"] = "no face found"

@@ -427,7 +427,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
             raise ConfigError(f"{path}: not valid TOML: {e}", [f"{path}: {e}"]) from e
         base = path.parent
         # Relative paths in the file are relative to the file, not to the cwd.
-        for section, key in (("model", "path"), ("source", "path"), ("snapshots", "directory")):
+        relative = (("model", "path"), ("source", "path"), ("snapshots", "directory"), ("analysis", "tone_model"))
+        for section, key in relative:
             sec = data.get(section)
             if isinstance(sec, dict) and isinstance(sec.get(key), str) and not Path(sec[key]).is_absolute():
                 sec[key] = str(base / sec[key])

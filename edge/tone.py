@@ -1,7 +1,7 @@
 """Skin tone: Monk Skin Tone step and undertone, corrected for the colour of the light.
 
-Method (all documented choices, fitted on synthetic faces with exact truth; nothing is fitted
-to real photos):
+Method (the colour match's weights are fitted on synthetic faces with exact truth; the learned
+tone model, step 5, on grouped real photos):
 
 1. **Skin pixels.** The face's skin class with probability >= 0.8, eroded by one class-map
    pixel so nothing at a part's edge (brow, lips, hairline) leaks in. The frame is sampled
@@ -52,9 +52,11 @@ to real photos):
    scene holds; it assumes the camera's exposure and white balance stay as they were
    when the card was shown.
 8. **Confidence and uncertainty.** Confidence (0..1) falls with few skin pixels, uneven
-   light on the face (a wide L* spread), clipped skin, and without calibration; the
-   uncertainty is +-0.5 Monk step with calibration and +-1.5 without. The kiosk advises
-   by tone only above ``analysis.tone_min_confidence``.
+   light on the face (a wide L* spread), clipped skin, and without calibration, and is 0
+   for a colourless (black-and-white) photo. The uncertainty is +-0.5 Monk step with
+   calibration, the learned model's own (the held-out spread of one person's photos)
+   through it, and +-1.5 for the scene colour match. The kiosk and ``vanity analyze``
+   advise by tone only above ``analysis.tone_min_confidence``.
 
 Where it fails: see the README's "Skin tone and kiosk calibration" (the learned model's
 held-out figures, and what it assumes).
@@ -62,6 +64,7 @@ held-out figures, and what it assumes).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 from typing import NamedTuple
@@ -173,18 +176,19 @@ class _Crop:
 
     Args:
         frame_rgb: (H, W, 3) uint8 frame.
-        face: the analysed face (its crop matrix, stride and class-map size).
+        face: the analysed face (its crop matrix, stride and class probabilities).
     """
 
     def __init__(self, frame_rgb: np.ndarray, face: FaceAnalysis):
         h, w = frame_rgb.shape[:2]
+        self.probs = face.probs
         self.stride = int(face.stride)
         side = face.probs.shape[0] * self.stride
         self.image = cv2.warpAffine(frame_rgb, face.crop_matrix, (side, side), flags=cv2.INTER_LINEAR, borderValue=0)
         inside = cv2.warpAffine(np.full((h, w), 255, np.uint8), face.crop_matrix, (side, side), flags=cv2.INTER_NEAREST)
         self.inside = inside == 255
 
-    @property
+    @functools.cached_property
     def colourless(self) -> bool:
         """Whether the face's crop has no colour at all (a black-and-white photo, a monochrome camera)."""
         px = self.image[self.inside].astype(np.int16)
@@ -198,12 +202,12 @@ class _Crop:
         up = np.repeat(np.repeat(mask, self.stride, axis=0), self.stride, axis=1).astype(bool) & self.inside
         return self.image[up]
 
-    def luminance(self, face: FaceAnalysis, names: tuple[str, ...], prob: float, erode: bool = False) -> np.ndarray:
+    def luminance(self, names: tuple[str, ...], prob: float, erode: bool = False) -> np.ndarray:
         """Linear luminance of the pixels where the classes' summed probability is at least ``prob``.
 
         With ``erode``, the mask loses one class-map pixel at its edge (nothing from a neighbouring part).
         """
-        summed = np.sum([face.probs[:, :, CLASS_ID[n]] for n in names], axis=0)
+        summed = np.sum([self.probs[:, :, CLASS_ID[n]] for n in names], axis=0)
         mask = (summed >= prob).astype(np.uint8)
         if erode:
             mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
@@ -269,6 +273,8 @@ def _skin_core(face: FaceAnalysis) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Scene(NamedTuple):
+    """The frame decimated to ~160 pixels across, the face's skin in it (bool), and the light's colour (linear)."""
+
     small: np.ndarray
     skin: np.ndarray
     illuminant: np.ndarray
@@ -287,6 +293,7 @@ def _scene(frame_rgb: np.ndarray, face: FaceAnalysis, skin: np.ndarray) -> _Scen
 
 
 def _check_frame(frame_rgb: np.ndarray) -> None:
+    """Raise ValueError unless the frame is (H, W, 3) uint8."""
     if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
         raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame_rgb.shape} {frame_rgb.dtype}")
 
@@ -342,9 +349,9 @@ def _features(face: FaceAnalysis, crop: _Crop, px: np.ndarray, scene: _Scene) ->
     sog = scene.illuminant
     rest = linear_lut()[scene.small[~scene.skin]].astype(np.float64) @ LUMA
     rgb = np.median(px[lit], axis=0)
-    nose = crop.luminance(face, ("nose",), 0.6)
-    lips = crop.luminance(face, ("upper_lip", "lower_lip"), 0.6)
-    whole = crop.luminance(face, ("skin", "nose"), 0.7, erode=True)
+    nose = crop.luminance(("nose",), 0.6)
+    lips = crop.luminance(("upper_lip", "lower_lip"), 0.6)
+    whole = crop.luminance(("skin", "nose"), 0.7, erode=True)
     p25, p50, p90, p98 = np.percentile(y, [25, 50, 90, 98])
 
     def log_ratio(a: float, b: float) -> float:
@@ -431,7 +438,8 @@ def measure_tone(
     )
     return SkinTone(
         monk=monk_of_score(score),
-        undertone=undertone_of(lab_t),
+        # A grey photo's hue is rounding noise: no undertone can be read from it.
+        undertone="neutral" if crop.colourless else undertone_of(lab_t),
         lab=lab_t,
         confidence=round(confidence, 3),
         uncertainty=model.uncertainty if reference == "learned" and model is not None else UNCERTAINTY[reference],
@@ -490,7 +498,10 @@ class ToneSmoother:
     def update(self, tone: SkinTone) -> SkinTone:
         """Fold one measurement in; return the smoothed tone."""
         lab = np.asarray(tone.lab, np.float64)
-        score = tone.score if tone.score is not None else monk_score(lab, tone.reference)
+        if tone.score is not None:
+            score = tone.score
+        else:  # a hand-made tone: its colour's place among the swatches
+            score = monk_score(lab, tone.reference if tone.reference in MONK_WEIGHTS else "scene")
         if self._lab is None or self._state is None or tone.reference != self._state.reference:
             # The first measurement, or a new kind of reference (a calibration just made): start over.
             self._lab, self._score, self._confidence = lab, score, tone.confidence

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -55,9 +56,9 @@ class ToneModel(BaseModel):
     into 1..10.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    version: int = Field(1, description="File format version.")
+    version: Literal[1] = Field(1, description="File format version.")
     features: tuple[str, ...] = Field(description="Feature names, in the order of the vectors below.")
     mean: tuple[float, ...] = Field(description="Per-feature mean of the fitting photos.")
     scale: tuple[float, ...] = Field(description="Per-feature standard deviation of the fitting photos.")
@@ -66,7 +67,11 @@ class ToneModel(BaseModel):
     bias: float = Field(description="Linear score of an average fitting photo.")
     knee: float = Field(4.0, ge=1, le=10, description="Monk value below which the scale is flattened.")
     light_slope: float = Field(1.0, gt=0, le=1, description="Slope of the scale below the knee (1: not flattened).")
-    uncertainty: float = Field(gt=0, description="Stated uncertainty, Monk steps (held-out residual spread).")
+    uncertainty: float = Field(
+        gt=0,
+        description="Stated uncertainty, Monk steps: the held-out spread of one person's photos around their "
+        "own mean (how far a photo's reading wanders, not how far the group's placement may be off).",
+    )
     parser_sha256: str = Field("", description="SHA-256 of the parse bundle whose skin masks it was fitted on.")
     probe: tuple[float, ...] = Field(
         (),
@@ -88,6 +93,8 @@ class ToneModel(BaseModel):
                 raise ValueError(f"{name} must hold {n} finite numbers")
         if any(s <= 0 for s in self.scale):
             raise ValueError("scale must be positive")
+        if len(self.probe) not in (0, n):
+            raise ValueError(f"probe must hold {n} numbers (or none)")
         return self
 
     @classmethod
@@ -101,6 +108,8 @@ class ToneModel(BaseModel):
             text = Path(path).read_text(encoding="utf-8")
         except OSError as e:
             raise ToneModelError(f"{path}: cannot read the tone model: {e.strerror or e}") from e
+        except UnicodeDecodeError:
+            raise ToneModelError(f"{path}: not a tone model (not UTF-8 text)") from None
         try:
             return cls.model_validate_json(text)
         except ValidationError as e:

@@ -48,6 +48,11 @@ def test_feature_code_matches_the_shipped_fit():
         (lambda d: {**d, "weights": d["weights"][:-1]}, "weights must hold"),
         (lambda d: {**d, "scale": [0.0] * len(d["scale"])}, "scale must be positive"),
         (lambda d: {**d, "extra": 1}, "extra"),
+        (lambda d: {**d, "bias": float("nan")}, "bias"),
+        (lambda d: {**d, "uncertainty": 1e999}, "uncertainty"),
+        (lambda d: {**d, "probe": d["probe"][:3]}, "probe must hold"),
+        (lambda d: {**d, "version": 2}, "version"),
+        (lambda d: b"\xff\xfe not text", "not UTF-8"),
     ],
 )
 def test_a_broken_model_file_is_refused_with_its_path(tmp_path, mutate, message):
@@ -55,7 +60,10 @@ def test_a_broken_model_file_is_refused_with_its_path(tmp_path, mutate, message)
     path = tmp_path / "tone.json"
     if mutate is not None:
         doc = mutate(json.loads(DEFAULT_TONE_MODEL.read_text()))
-        path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+        if isinstance(doc, bytes):
+            path.write_bytes(doc)
+        else:
+            path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
     with pytest.raises(ToneModelError) as e:
         ToneModel.load(path)
     assert str(path) in str(e.value) and message.lower() in str(e.value).lower()
@@ -118,7 +126,7 @@ def test_fit_orders_the_groups_and_stretches_them_onto_the_scale():
 
 
 def test_labels_file_is_read_strictly(tmp_path):
-    """Guards against a typo in the labels silently moving a person to another group or dropping them."""
+    """Guards against a typo in the labels silently moving a person to another group, or a malformed line."""
     shipped = read_labels(ROOT / "training" / "data" / "tone_labels.txt")
     assert {p.group for p in shipped} == {"L", "M", "D"} and any(p.split == "dev" for p in shipped)
     assert not {"Queen_Elizabeth_II", "Venus_Williams", "Tim_Duncan", "Anna_Kournikova", "Tim_Henman"} & {
@@ -302,3 +310,85 @@ def test_odd_frames_and_parses_never_crash_the_measurement():
             measured += 1
             assert 1 <= tone.monk <= 10 and 0.0 <= tone.confidence <= 1.0 and np.isfinite(tone.score), tone
     assert measured >= 5  # the cases reach the measurement, not only the early refusals
+
+
+def test_refit_without_dev_people_writes_a_model_the_edge_loads(tmp_path, monkeypatch, capsys):
+    """Guards against `tone_fit` exiting 0 after writing a model the kiosk then refuses (a figure it could
+    not compute saved as null), and against listed people without photos being dropped silently."""
+    import training.tone_fit as tf
+
+    photos = _photos(np.random.default_rng(2))
+    labels = tmp_path / "labels.txt"
+    names = sorted({p.person.name for p in photos})
+    labels.write_text("".join(f"{n[0]} fit {n}\n" for n in names) + "L fit Nobody_Here\n")
+    (tmp_path / "people").mkdir()
+    monkeypatch.setattr(tf, "photo_features", lambda lfw, people, model: photos)
+    out = tmp_path / "tone.json"
+    assert tf.main(["--lfw", str(tmp_path / "people"), "--labels", str(labels), "--out", str(out)]) == 0
+    model = ToneModel.load(out)
+    assert not any(k.startswith("dev_auc") for k in model.fitted), model.fitted
+    assert "Nobody_Here" in capsys.readouterr().err
+
+
+def test_refit_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    """Guards against a missing labels file or folder of people ending the fit in a traceback."""
+    import training.tone_fit as tf
+
+    (tmp_path / "people").mkdir()
+    missing = tmp_path / "nope.txt"
+    out = str(tmp_path / "o.json")
+    assert tf.main(["--lfw", str(tmp_path / "people"), "--labels", str(missing), "--out", out]) == 2
+    assert "nope.txt" in capsys.readouterr().err
+    assert tf.main(["--lfw", str(tmp_path / "absent"), "--out", out]) == 2
+    assert "absent" in capsys.readouterr().err
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_refit_reads_every_image_suffix(tmp_path, photos, default_model):
+    """Guards against a refit on your own photos skipping .JPG or .png files without a word."""
+    from training.tone_fit import photo_features
+
+    folder = tmp_path / "people" / "Astro"
+    folder.mkdir(parents=True)
+    bgr = cv2.cvtColor(photos["astronaut"], cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(folder / "a.JPG"), bgr)
+    cv2.imwrite(str(folder / "b.png"), bgr)
+    (folder / "notes.txt").write_text("not a photo")
+    got = photo_features(tmp_path / "people", [Person("L", "fit", "Astro")], None)
+    assert sorted(p.file for p in got) == ["a.JPG", "b.png"]
+
+
+def test_relative_tone_model_path_is_read_beside_the_config(tmp_path):
+    """Guards against `tone_model = "tone.json"` in /etc/vanity/vanity.toml being looked up in the cwd."""
+    from edge.config import load_config
+
+    cfg_file = tmp_path / "etc" / "vanity.toml"
+    cfg_file.parent.mkdir()
+    cfg_file.write_text('[analysis]\ntone_model = "tone.json"\n')
+    assert load_config(cfg_file).analysis.tone_model == tmp_path / "etc" / "tone.json"
+
+
+def test_analyze_gives_no_shade_advice_on_a_black_and_white_photo(photos, tmp_path):
+    """Guards against `vanity analyze --json` recommending foundation for a grey photo's made-up tone."""
+    grey = cv2.cvtColor(photos["astronaut"], cv2.COLOR_RGB2GRAY)
+    src = tmp_path / "grey.png"
+    cv2.imwrite(str(src), grey)
+    r = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "analyze", str(src), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert r.returncode == 0, r.stderr
+    face = json.loads(r.stdout)["faces"][0]
+    tone = face["skin_tone"]
+    assert tone["confidence"] == 0.0 and tone["reliable"] is False and tone["undertone"] == "neutral", tone
+    assert face["recommendations"] == [] and "not reliable" in face["advice"]
+
+
+def test_smoother_takes_a_hand_made_learned_tone_without_a_score():
+    """Guards against a KeyError when a learned-reference tone arrives without its continuous score."""
+    smoother = ToneSmoother(alpha=0.5)
+    out = smoother.update(SkinTone(5, "neutral", (60.0, 12.0, 18.0), 1.0, 1.0, "learned"))
+    assert 1 <= out.monk <= 10 and out.score is not None
