@@ -24,8 +24,6 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edge.config import DEFAULT_TONE_MODEL as DEFAULT_TONE_MODEL
-
 TONE_FEATURES: tuple[str, ...] = (
     "log_lum",
     "lum_over_nose_peak",

@@ -32,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.config import DEFAULT_TONE_MODEL
 from edge.files import is_image_file, sha256_file
-from edge.tone_model import DEFAULT_TONE_MODEL, TONE_FEATURES, ToneModel, monk_of_score
+from edge.tone_model import TONE_FEATURES, ToneModel, monk_of_score
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LABELS = ROOT / "training" / "data" / "tone_labels.txt"
