@@ -8,7 +8,7 @@ PY     := $(BIN)/python
 PIP    := $(PY) -m pip
 MODEL  := edge/data/models/vanity-default.tflite
 
-.PHONY: demo test lint model tone-model assets teacher bench soak systemd-check systemd-deps browser-deps check-aarch64 clean help
+.PHONY: demo test lint model tone-model assets teacher bench soak systemd-check systemd-deps browser-deps check-aarch64 pi-cost clean help
 
 help:
 	@echo "make demo   - install the device runtime and run the mirror on the demo source (http://127.0.0.1:8080/)"
@@ -17,6 +17,7 @@ help:
 	@echo "make tone-model - refit the learned skin-tone model on grouped LFW people (after make model; DATA=../shared/data)"
 	@echo "make bench  - per-stage benchmark on the demo source"
 	@echo "make check-aarch64 - the device path on an emulated Raspberry Pi 4 (root; SUITE=trixie: Python 3.13, PI=pi5)"
+	@echo "make pi-cost - per-stage instruction counts on an emulated Pi 4 and Pi 5, with estimated ms (root; UPDATE=1 rewrites the baseline)"
 	@echo "make teacher - install the labelling teacher (MediaPipe 0.10.21 face models from PyPI) into .cache/teacher"
 
 $(PY):
@@ -91,6 +92,12 @@ PI     ?= pi4
 IMAGES ?= golden
 check-aarch64: $(VENV)/.dev
 	$(PY) deploy/check_aarch64.py check --suite $(SUITE) --cpu $(PI) --images $(IMAGES)
+
+# What each stage costs a Pi, counted (not timed) under qemu-user with the project's plugin, in the
+# check-aarch64 root. GATE=1 fails when a frame grew > 5 % over benchmarks/pi_cost_baseline.json;
+# UPDATE=1 rewrites that baseline; CALIBRATE=1 also counts the reference model (TensorFlow).
+pi-cost: $(VENV)/.dev
+	$(PY) deploy/pi_cost.py $(if $(GATE),--gate) $(if $(UPDATE),--update) $(if $(CALIBRATE),--calibrate)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

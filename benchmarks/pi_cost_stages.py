@@ -1,0 +1,167 @@
+"""The guest side of `make pi-cost`: every stage of the live mirror, run between marks.
+
+Runs inside the emulated Pi (deploy/pi_cost.py starts it under qemu-user with the counting
+plugin, deploy/aarch64/insn_count.c), against the installed `vanity` wheel. A mark is a
+syscall the kernel refuses at once (``lseek(-1, ID, 0x5641)``); the plugin logs the calling
+thread's instruction count at each one. Each measurement is a pair of marks around ``n``
+repetitions after a warm-up, so start-up and first-call caches never enter a stage's count.
+The plan (which mark ids mean which stage, and how many units each pair covers) is written
+as JSON for the host to divide by.
+
+It runs anywhere (the marks are harmless), which is how the tests check it on x86.
+
+    python pi_cost_stages.py --plan plan.json [--iterations 20] [--frames 30] [--calibrate DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+MARK_WHENCE = 0x5641  # "VA": what the plugin looks for (deploy/aarch64/insn_count.c)
+
+
+def mark(ident: int) -> None:
+    """Ask the counting plugin to log this thread's instruction count under ``ident``."""
+    try:
+        os.lseek(-1, ident, MARK_WHENCE)
+    except OSError:
+        pass  # EBADF, always: the syscall exists only to be seen
+
+
+class Plan:
+    """Mark ids and what they measure; pairs (2*i, 2*i + 1) bracket stage i."""
+
+    def __init__(self) -> None:
+        self.stages: list[dict[str, Any]] = []
+
+    def begin(self, name: str, group: str, units: int) -> int:
+        """Register a stage; returns its index (marks 2*i and 2*i+1)."""
+        self.stages.append({"index": len(self.stages), "name": name, "group": group, "units": units})
+        return len(self.stages) - 1
+
+    def repeat(self, name: str, fn: Callable[[], object], n: int, warmup: int = 3, group: str = "stage") -> None:
+        """Count ``n`` calls of ``fn`` after ``warmup`` uncounted ones."""
+        for _ in range(warmup):
+            fn()
+        i = self.begin(name, group, n)
+        mark(2 * i)
+        for _ in range(n):
+            fn()
+        mark(2 * i + 1)
+
+
+def setup(frames: int) -> dict[str, Any]:
+    """The default configuration at one thread, the evening look, a tracked face on demo frames."""
+    import cv2
+    import numpy as np
+
+    from edge.config import load_config
+    from edge.daemon import build_pipeline
+
+    cv2.setNumThreads(1)
+    cfg = load_config(None, {"model": {"threads": 1}, "render": {"look": "evening"}, "source": {"kind": "demo"}})
+    update: dict[str, Any] = {"source": cfg.source.model_copy(update={"fps": 240.0})}
+    if hasattr(cfg.detector, "threads"):
+        update["detector"] = cfg.detector.model_copy(update={"threads": 1})
+    cfg = cfg.model_copy(update=update)
+    pipeline = build_pipeline(cfg)
+    src = pipeline.source
+    src.open()
+    shots = [src.read() for _ in range(frames + 10)]
+    src.close()
+    for f in shots[:10]:  # acquire the face, settle the smoothing
+        pipeline.step(f, None)
+    face = pipeline.face
+    if face is None:
+        raise SystemExit("pi-cost: the demo face was not found; nothing to measure")
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(shots[0], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return {"cfg": cfg, "pipeline": pipeline, "shots": shots, "face": face, "mjpeg": np.asarray(jpeg)}
+
+
+def measure_parts(plan: Plan, env: dict[str, Any], n: int) -> None:
+    """Each stage on its own, the same frame and face every time."""
+    import cv2
+
+    import edge.analysis.parse as shared
+    from edge.makeup import FaceMasks, Look
+    from edge.pipeline import encode_jpeg
+    from edge.tone import measure_tone
+
+    p, cfg, face = env["pipeline"], env["cfg"], env["face"]
+    frame = env["shots"][0]
+    parser, renderer = p.analyzer.parser, p.renderer
+    look = p.session.look
+    box = face.box
+    crop = shared.warp_crop(frame, shared.crop_matrix(box, parser.metadata.crop, parser.metadata.input.size), 128)
+
+    plan.repeat("camera decode (MJPEG 640x480)", lambda: cv2.cvtColor(cv2.imdecode(env["mjpeg"], 1), 4), n)
+    plan.repeat("detector (full frame)", lambda: p.detector.detect(frame), max(n // 4, 3), warmup=1)
+    plan.repeat("parser inference", lambda: parser(crop), n)
+    plan.repeat("face parse (crop+infer+read)", lambda: p.analyzer._parse(frame, box, _times()), n)
+    target = shared.mouth_target(parser, cfg.analysis, face)
+    if target is not None:
+        mouth = lambda: shared.settle_mouth(shared.parse_mouth(parser, frame, box, target.centre, target.crop))  # noqa: E731
+        plan.repeat("mouth pass", mouth, n)
+    plan.repeat("face masks (shared by layers)", lambda: FaceMasks(face, frame.shape, renderer.feather_px), n)
+    for spec in look.layers:
+        one = Look(name=spec.kind, title=spec.kind, layers=[spec])
+        plan.repeat(f"layer {spec.kind} (with its masks)", lambda one=one: renderer.render(frame, face, one), n)
+    plan.repeat("render (whole look)", lambda: renderer.render(frame, face, look), n)
+    shown = renderer.render(frame, face, look)
+    plan.repeat("tone", lambda: measure_tone(frame, face, p.calibration, p.tone_model), n)
+    plan.repeat("JPEG encode", lambda: encode_jpeg(shown, cfg.server.jpeg_quality, cfg.render.flip), n)
+
+
+def _times() -> Any:
+    from edge.analysis.tracker import StageTimes
+
+    return StageTimes()
+
+
+def measure_frames(plan: Plan, env: dict[str, Any], frames: int) -> None:
+    """The live loop as the kiosk runs it: ``step`` on moving demo frames, per shown frame."""
+    p = env["pipeline"]
+    shots = env["shots"][10:]
+    it = iter(shots)
+    plan.repeat("whole frame (step)", lambda: p.step(next(it), None), frames, warmup=0, group="frame")
+
+
+def measure_calibration(plan: Plan, folder: Path, n: int) -> None:
+    """Reference models whose Pi timings are published, counted the same way (LiteRT, 1 thread)."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    for path in sorted(folder.glob("*.tflite")):
+        it = Interpreter(model_path=str(path), num_threads=1)
+        it.allocate_tensors()
+        d = it.get_input_details()[0]
+        it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        plan.repeat(f"calibration {path.stem}", it.invoke, n, warmup=2, group="calibration")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--plan", type=Path, required=True, help="where to write the marks' meaning (JSON)")
+    ap.add_argument("--iterations", type=int, default=20, help="repetitions counted per stage")
+    ap.add_argument("--frames", type=int, default=30, help="live frames counted")
+    ap.add_argument("--calibrate", type=Path, help="a folder of reference .tflite models to count too")
+    args = ap.parse_args(argv)
+    plan = Plan()
+    env = setup(args.frames)
+    measure_parts(plan, env, args.iterations)
+    measure_frames(plan, env, args.frames)
+    if args.calibrate:
+        measure_calibration(plan, args.calibrate, max(args.iterations // 4, 3))
+    args.plan.write_text(json.dumps({"stages": plan.stages, "machine": os.uname().machine}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

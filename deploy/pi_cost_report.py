@@ -1,0 +1,207 @@
+"""The cost meter's arithmetic: marks -> per-stage counts -> milliseconds, table, baseline, gate.
+
+Pure Python (no emulation), so the tests check it on any machine; deploy/pi_cost.py feeds it
+the counting plugin's log and the stage script's plan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+TOLERANCE = 0.05
+"""A gated count may grow this much over the committed baseline."""
+
+GATED_GROUPS = ("frame", "live")
+"""Plan groups whose counts the CI gate holds to the baseline: the whole frame and the live loop's stages."""
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """One measured stage on one emulated CPU.
+
+    Attributes:
+        name: what ran (the plan's name).
+        group: "stage" (a part alone), "frame" (a whole frame), "live" (a live-loop stage per
+            shown frame) or "calibration" (a reference model).
+        units: repetitions (or shown frames) the counts are divided by.
+        thread_m: millions of instructions per unit on the measuring thread.
+        all_m: millions per unit over every thread (other threads' work included).
+    """
+
+    name: str
+    group: str
+    units: int
+    thread_m: float
+    all_m: float
+
+
+@dataclass
+class CostReport:
+    """Every stage's cost on one emulated CPU ("pi4" or "pi5")."""
+
+    cpu: str
+    stages: list[StageCost] = field(default_factory=list)
+
+    def get(self, name: str) -> StageCost | None:
+        """The stage of that name, or None."""
+        return next((s for s in self.stages if s.name == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for the JSON output."""
+        return {"cpu": self.cpu, "stages": [asdict(s) for s in self.stages]}
+
+
+def parse_marks(cpu: str, log_text: str, plan: dict[str, Any]) -> CostReport:
+    """Turn the plugin's ``mark ID VCPU THREAD ALL`` lines into per-stage counts.
+
+    Marks 2*i and 2*i+1 bracket stage i; a stage may be bracketed many times (a live-loop
+    stage once per call), on any thread: pairs are matched per thread, in order.
+
+    Raises:
+        ValueError: a stage has no complete pair, or a begin without its end.
+    """
+    open_at: dict[tuple[int, int], tuple[int, int]] = {}
+    totals: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # thread sum, all sum, pairs
+    for line in log_text.splitlines():
+        parts = line.split()
+        if len(parts) != 5 or parts[0] != "mark":
+            continue
+        ident, vcpu, own, every = (int(p) for p in parts[1:])
+        stage, end = divmod(ident, 2)
+        if not end:
+            open_at[(stage, vcpu)] = (own, every)
+            continue
+        if (stage, vcpu) not in open_at:
+            raise ValueError(f"{cpu}: mark {ident} ends stage {stage} on thread {vcpu}, which never began")
+        own0, every0 = open_at.pop((stage, vcpu))
+        t = totals[stage]
+        t[0] += own - own0
+        t[1] += every - every0
+        t[2] += 1
+    if open_at:
+        raise ValueError(f"{cpu}: stages begun and never ended: {sorted(s for s, _ in open_at)}")
+    report = CostReport(cpu)
+    for st in plan["stages"]:
+        i, units = int(st["index"]), max(int(st["units"]), 1)
+        if i not in totals:
+            raise ValueError(f"{cpu}: no marks for stage {i} ({st['name']}): did the plugin load?")
+        own, every, _ = totals[i]
+        report.stages.append(StageCost(st["name"], st["group"], units, own / units / 1e6, every / units / 1e6))
+    return report
+
+
+@dataclass
+class Baseline:
+    """The committed counts and the instructions -> milliseconds calibration."""
+
+    data: dict[str, Any]
+
+    def rate_gips(self, cpu: str) -> dict[float, float]:
+        """Estimated instructions per second (G) of one core of that Pi, per clock (GHz)."""
+        cal = self.data["calibration"][cpu]
+        return {float(ghz): float(cal["ginstr_per_s_per_ghz"]) * float(ghz) for ghz in cal["clocks_ghz"]}
+
+    def counts(self, cpu: str) -> dict[str, float]:
+        """Committed millions of instructions per stage on that CPU."""
+        return dict(self.data.get("counts", {}).get(cpu, {}))
+
+    def update_counts(self, reports: dict[str, CostReport]) -> None:
+        """Replace the committed counts with these (per CPU, thread counts)."""
+        self.data.setdefault("counts", {})
+        for cpu, r in reports.items():
+            self.data["counts"][cpu] = {s.name: round(s.thread_m, 3) for s in r.stages if s.group != "calibration"}
+
+    def update_calibration(self, reports: dict[str, CostReport]) -> None:
+        """Re-derive the Pi 4 rate from the reference models' counts and their published times."""
+        refs = self.data["calibration"]["references"]
+        pi4 = reports.get("pi4")
+        if pi4 is None:
+            return
+        rates = []
+        for name, ref in refs.items():
+            st = pi4.get(f"calibration {name}")
+            if st is None:
+                continue
+            ref["count_m_a72"] = round(st.thread_m, 2)
+            gips = st.thread_m / 1e3 / (float(ref["pi4_ms"]) / 1e3) / float(ref["threads"])
+            ref["ginstr_per_s_per_ghz"] = round(gips / float(ref["clock_ghz"]), 4)
+            rates.append(ref["ginstr_per_s_per_ghz"])
+        if rates:
+            cal = self.data["calibration"]
+            primary = refs[cal["primary_reference"]]["ginstr_per_s_per_ghz"]
+            cal["pi4"]["ginstr_per_s_per_ghz"] = primary
+            cal["pi5"]["ginstr_per_s_per_ghz"] = round(primary * float(cal["pi5"]["per_clock_vs_pi4"]), 4)
+
+    def save(self, path: Path) -> None:
+        """Write it back, stable and readable (committed with the change that moved the counts)."""
+        path.write_text(json.dumps(self.data, indent=1, sort_keys=True) + "\n")
+
+
+def load_baseline(path: Path) -> Baseline:
+    """Read the committed baseline.
+
+    Raises:
+        ValueError: missing, not JSON, or without a calibration for both Pis.
+    """
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"baseline {path}: {e}") from e
+    cal = data.get("calibration", {})
+    for cpu in ("pi4", "pi5"):
+        if not {"ginstr_per_s_per_ghz", "clocks_ghz"} <= set(cal.get(cpu, {})):
+            raise ValueError(f"baseline {path}: calibration.{cpu} needs ginstr_per_s_per_ghz and clocks_ghz")
+    return Baseline(data)
+
+
+def gate(reports: dict[str, CostReport], baseline: Baseline, tolerance: float = TOLERANCE) -> list[str]:
+    """Why the change fails the cost gate (empty when it passes): a gated count grew > tolerance."""
+    problems = []
+    for cpu, r in reports.items():
+        committed = baseline.counts(cpu)
+        for s in r.stages:
+            if s.group not in GATED_GROUPS or s.name not in committed:
+                continue
+            was = committed[s.name]
+            if s.thread_m > was * (1 + tolerance):
+                problems.append(
+                    f"{cpu} {s.name}: {s.thread_m:.1f} M instructions, {100 * (s.thread_m / was - 1):.1f} % over "
+                    f"the committed {was:.1f} M (benchmarks/pi_cost_baseline.json). Make it cheaper, or run "
+                    "`make pi-cost UPDATE=1` and commit the new baseline with the change that explains it."
+                )
+    return problems
+
+
+def render_table(reports: dict[str, CostReport], baseline: Baseline) -> str:
+    """Per stage: M instructions on each CPU, the baseline's, and estimated ms on each Pi clock."""
+    cpus = list(reports)
+    rates = {cpu: baseline.rate_gips(cpu) for cpu in cpus}
+    names: list[tuple[str, str]] = []
+    for r in reports.values():
+        for s in r.stages:
+            if (s.name, s.group) not in names:
+                names.append((s.name, s.group))
+    head = f"{'stage':<40}" + "".join(f"{cpu + ' M':>9}{'base':>8}" for cpu in cpus)
+    clocks = [(cpu, ghz) for cpu in cpus for ghz in rates[cpu]]
+    head += "".join(f"{f'{cpu}@{ghz:g} ms':>13}" for cpu, ghz in clocks)
+    lines = ["Instructions per unit (1 thread), and estimated milliseconds on one core:", head]
+    group = None
+    for name, g in names:
+        if g != group:
+            lines.append(f"-- {g}")
+            group = g
+        row = f"{name:<40}"
+        for cpu in cpus:
+            s = reports[cpu].get(name)
+            base = baseline.counts(cpu).get(name)
+            row += f"{s.thread_m:>9.1f}" if s else f"{'-':>9}"
+            row += f"{base:>8.1f}" if base is not None else f"{'-':>8}"
+        for cpu, ghz in clocks:
+            s = reports[cpu].get(name)
+            row += f"{s.thread_m / rates[cpu][ghz]:>13.1f}" if s else f"{'-':>13}"
+        lines.append(row)
+    return "\n".join(lines)
