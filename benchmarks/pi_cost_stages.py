@@ -56,7 +56,7 @@ class Plan:
         mark(2 * i + 1)
 
 
-def setup(frames: int) -> dict[str, Any]:
+def setup(frames: int, analysis: dict[str, Any] | None = None) -> dict[str, Any]:
     """The default configuration at one thread, the evening look, a tracked face on demo frames."""
     import cv2
     import numpy as np
@@ -65,7 +65,8 @@ def setup(frames: int) -> dict[str, Any]:
     from edge.daemon import build_pipeline
 
     cv2.setNumThreads(1)
-    cfg = load_config(None, {"model": {"threads": 1}, "render": {"look": "evening"}, "source": {"kind": "demo"}})
+    over = {"model": {"threads": 1}, "render": {"look": "evening"}, "source": {"kind": "demo"}}
+    cfg = load_config(None, {**over, "analysis": analysis or {}})
     update: dict[str, Any] = {"source": cfg.source.model_copy(update={"fps": 240.0})}
     if hasattr(cfg.detector, "threads"):
         update["detector"] = cfg.detector.model_copy(update={"threads": 1})
@@ -152,9 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=20, help="repetitions counted per stage")
     ap.add_argument("--frames", type=int, default=30, help="live frames counted")
     ap.add_argument("--calibrate", type=Path, help="a folder of reference .tflite models to count too")
+    ap.add_argument("--analysis", type=json.loads, default={}, help='analysis overrides, JSON: {"parse_every": 1}')
     args = ap.parse_args(argv)
     plan = Plan()
-    env = setup(args.frames)
+    env = setup(args.frames, args.analysis)
     measure_parts(plan, env, args.iterations)
     measure_frames(plan, env, args.frames)
     if args.calibrate:

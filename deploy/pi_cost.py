@@ -30,6 +30,7 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -110,6 +111,8 @@ def count_on(pi: ca.Pi, cpu: str, args: argparse.Namespace) -> CostReport:
     script += ["--iterations", str(args.iterations), "--frames", str(args.frames)]
     if args.calibrate:
         script += ["--calibrate", "/mnt/run/calibration"]
+    if args.analysis:
+        script += ["--analysis", shlex.quote(args.analysis)]
     env = ["env", "PYTHONHASHSEED=0", "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "PYTHONDONTWRITEBYTECODE=1"]
     cmd = ["sh", "-c", "cd /tmp && exec " + " ".join([*env, *qemu, *script])]
     log(f"counting on an emulated {cpu} ({ca.CPUS[cpu][0]})")
@@ -179,7 +182,10 @@ def main() -> int:
     ap.add_argument("--cpus", nargs="+", choices=CPUS, default=list(CPUS), help="which Pis to emulate")
     ap.add_argument("--iterations", type=int, default=20, help="repetitions counted per stage")
     ap.add_argument("--frames", type=int, default=30, help="live frames counted")
+    ap.add_argument("--analysis", help="analysis config overrides for a what-if count, JSON: '{\"parse_every\": 1}'")
     args = ap.parse_args()
+    if args.update and args.analysis:
+        ap.error("--update with --analysis: the baseline is the default configuration's")
     try:
         if args.command == "probe":
             print(f"pi-cost can run here (binfmt: {ca.probe()})")

@@ -206,6 +206,16 @@ class AnalysisConfig(_Strict):
     smooth_min_cutoff: float = Field(1.0, gt=0, description="One-Euro filter minimum cutoff (Hz) for the crop.")
     smooth_beta: float = Field(0.05, ge=0, description="One-Euro filter speed coefficient for the crop.")
     mask_ema: float = Field(0.5, gt=0, le=1, description="Weight of the newest class probabilities in crop space.")
+    parse_every: int = Field(
+        2,
+        ge=1,
+        le=4,
+        description="Live: parse the face on every Nth frame (at 30 FPS, 2 parses 15 times a second); on the frames "
+        "between, the last parse is moved with the face's measured motion. 1 parses every frame.",
+    )
+    tone_every: int = Field(
+        15, ge=1, le=300, description="Live: measure the skin tone on every Nth frame (it changes slowly)."
+    )
     refine_mouth: bool = Field(
         True,
         description="Parse a zoomed mouth crop as well, when the bundle supports it: sharper lips, one more inference.",

@@ -410,9 +410,12 @@ class LivePipeline:
         self.stats.add("analyze", st.total)
         if not st.detected or face is not None:
             self.stats.add("analyze_track", st.track)
-        self.stats.add("infer", st.infer)
+        if not st.carried:
+            self.stats.add("infer", st.infer)
         if st.mouth:
             self.stats.add("mouth", st.mouth)
+        if st.carried:
+            self.stats.add("carry", st.carry)
         return face
 
     def _measure(self, frame: np.ndarray, face: FaceAnalysis | None, now: float) -> None:
@@ -426,8 +429,8 @@ class LivePipeline:
         if self.session.last_face == 0.0 or now - self.session.last_face > reset_after:
             self._forget_session()
         self.session.last_face = now
-        # Tone changes slowly; measuring every 5th frame keeps the hot loop light.
-        if self.frames % 5 == 0:
+        # Tone changes slowly; measuring it a few times a second keeps the hot loop light.
+        if self.frames % self.cfg.analysis.tone_every == 0:
             from edge.tone import ToneSmoother, measure_tone
 
             t0 = time.monotonic()

@@ -68,7 +68,7 @@ def test_still_analysis_runs_the_mouth_pass_when_the_bundle_offers_it():
 
 def test_tracker_refines_every_frame_and_times_it():
     """Guards against the hot loop losing the mouth view while tracking, or hiding its cost."""
-    cfg = _cfg()
+    cfg = _cfg(parse_every=1)
     parser = FakeParser(mouth=True)
     an = Analyzer(parser, FakeDetector(cfg.detector), cfg.analysis)
     for i in range(5):
@@ -141,6 +141,7 @@ def test_kiosk_runs_the_mouth_pass_only_while_lipstick_is_worn(fake_cfg):
 
     parser = FakeParser(mouth=True)
     det, source = make_detector(fake_cfg.detector), make_source(fake_cfg.source)
+    fake_cfg = fake_cfg.model_copy(update={"analysis": fake_cfg.analysis.model_copy(update={"parse_every": 1})})
     mirror = LivePipeline(fake_cfg, parser, det, Renderer(), load_catalog(fake_cfg.catalog), source)
     mirror.step(synthetic_frame())  # the customer arrives: a session starts with the default look
     mirror.set_look(Look(name="cheeks", layers=[LayerSpec(kind="blush", color="#e07070")]))

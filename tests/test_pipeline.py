@@ -6,6 +6,7 @@ import time
 
 import cv2
 import numpy as np
+import pytest
 
 from edge.analysis import Analyzer
 from edge.analysis.parse import box_from_probs
@@ -72,7 +73,8 @@ def test_each_frame_result_carries_its_own_stage_timings(fake_cfg):
     reports its detector pass and the tracked one does not, and the pipeline's totals add up from them."""
     from edge.detectors.fake import FakeDetector
 
-    an = Analyzer(FakeParser(mouth=True), FakeDetector(fake_cfg.detector), fake_cfg.analysis)
+    every = fake_cfg.analysis.model_copy(update={"parse_every": 1})
+    an = Analyzer(FakeParser(mouth=True), FakeDetector(fake_cfg.detector), every)
     first = an.analyze(synthetic_frame(), now=0.0)
     second = an.analyze(synthetic_frame(seed=1), now=1 / 30)
     assert first.face is not None and second.face is not None
@@ -80,6 +82,45 @@ def test_each_frame_result_carries_its_own_stage_timings(fake_cfg):
     assert first.times.infer > 0 and first.times.mouth > 0 and second.times.infer > 0
     assert first.times.total == first.times.track + first.times.detect
     assert second.times.total == second.times.track > 0
+
+
+def _shifted(frame: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    return np.roll(frame, (dy, dx), axis=(0, 1))
+
+
+def test_frames_between_parses_carry_the_last_parse_with_the_face(fake_cfg):
+    """Guards against the masks staying where the face was between two parses (or a parse per frame
+    being paid anyway): the in-between frame runs no inference and its masks move as the face moved."""
+    from edge.detectors.fake import FakeDetector
+
+    parser = FakeParser(mouth=True)
+    an = Analyzer(parser, FakeDetector(fake_cfg.detector), fake_cfg.analysis)  # parse_every 2 by default
+    frame = synthetic_frame()
+    first = an.analyze(frame, now=0.0)
+    calls = parser.calls
+    second = an.analyze(_shifted(frame, 9, -6), now=1 / 30)
+    assert parser.calls == calls and second.times.carried and second.times.infer == 0.0
+    assert second.face is not None and first.face is not None
+    assert second.face.box.cx - first.face.box.cx == pytest.approx(9, abs=1.0)
+    assert second.face.box.cy - first.face.box.cy == pytest.approx(-6, abs=1.0)
+    # The class maps are the parse's, placed 9 px right and 6 px up in the image.
+    moved_origin = second.face.output_to_image()[:, 2] - first.face.output_to_image()[:, 2]
+    assert moved_origin == pytest.approx([9, -6], abs=1.0)
+    third = an.analyze(_shifted(frame, 9, -6), now=2 / 30)
+    assert parser.calls > calls and not third.times.carried  # the next frame is parsed again
+
+
+def test_a_frame_that_cannot_be_matched_is_parsed_instead(fake_cfg):
+    """Guards against carrying stale masks over a frame that no longer shows the face (a cut, a jump)."""
+    from edge.detectors.fake import FakeDetector
+
+    parser = FakeParser(mouth=False)
+    an = Analyzer(parser, FakeDetector(fake_cfg.detector), fake_cfg.analysis)
+    an.analyze(synthetic_frame(), now=0.0)
+    calls = parser.calls
+    flat = np.full_like(synthetic_frame(), 128)
+    r = an.analyze(flat, now=1 / 30)
+    assert not r.times.carried and parser.calls > calls
 
 
 def test_step_renders_and_publishes_a_jpeg(fake_pipeline):

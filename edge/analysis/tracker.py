@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 import edge.analysis.parse as shared
+from edge.analysis.motion import FaceMotion, moved
 from edge.contract import CropGeometry, FaceBox
 from edge.detectors import Detector, primary_face
 from edge.types import FaceAnalysis, MouthView
@@ -73,8 +74,10 @@ class StageTimes:
         infer: the parser on the face crop.
         post: reading the class map and smoothing the face box.
         mouth: the mouth refinement pass (its crop and inference), when it ran.
+        carry: measuring the face's motion and moving the last parse (a frame between parses).
         detected: whether the detector ran this frame.
         skipped: an idle frame: no face was tracked and the detector rested.
+        carried: a frame between parses: the last parse was moved with the face, nothing parsed.
     """
 
     detect: float = 0.0
@@ -82,18 +85,20 @@ class StageTimes:
     infer: float = 0.0
     post: float = 0.0
     mouth: float = 0.0
+    carry: float = 0.0
     detected: bool = False
     skipped: bool = False
+    carried: bool = False
 
     @property
     def track(self) -> float:
-        """Milliseconds of the tracking path: crop, parse, read and mouth pass (no detector)."""
-        return self.crop + self.infer + self.post + self.mouth
+        """Milliseconds of the tracking path: crop, parse, read, mouth pass or carry (no detector)."""
+        return self.crop + self.infer + self.post + self.mouth + self.carry
 
     @property
     def total(self) -> float:
         """Milliseconds of the whole analysis, the detector's pass included when it ran."""
-        return self.crop + self.infer + self.post + self.mouth + (self.detect if self.detected else 0.0)
+        return self.track + (self.detect if self.detected else 0.0)
 
 
 class TrackResult(NamedTuple):
@@ -121,6 +126,9 @@ class Analyzer:
         self._mouth_filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(2)]
         self._since_detect = 0
         self._idle_skip = 0
+        self._motion = FaceMotion()
+        self._last: FaceAnalysis | None = None
+        self._since_parse = 0
         self.mouth_wanted = True
         """Whether anything needs the mouth pass now (the kiosk clears it while no lipstick is worn)."""
         self.detections = 0
@@ -136,12 +144,15 @@ class Analyzer:
         self.geometry = parser.metadata.crop
         self._probs = None
         self._mouth_probs = None
+        self._last = None
 
     def reset(self) -> None:
         """Drop the track."""
         self._box = None
         self._probs = None
         self._mouth_probs = None
+        self._last = None
+        self._motion.reset()
         for f in (*self._filters, *self._mouth_filters):
             f.reset()
 
@@ -172,6 +183,10 @@ class Analyzer:
             self._idle_skip -= 1
             times.skipped = True
             return TrackResult(None, times)
+        if box is not None and not redetect and self._since_parse + 1 < self.cfg.parse_every:
+            carried = self._carry(frame, times)
+            if carried is not None:
+                return TrackResult(carried, times)
         fresh = False
         if box is None or redetect:
             found = self._acquire(frame, times)
@@ -198,7 +213,36 @@ class Analyzer:
         self._box = FaceBox(*vals)
         times.post += (time.monotonic() - t0) * 1e3
         parsed.analysis.mouth = self._refine_mouth(frame, self._box, parsed.analysis, times, now)
+        self._remember(frame, parsed.analysis, times)
         return TrackResult(parsed.analysis, times)
+
+    def _remember(self, frame: np.ndarray, face: FaceAnalysis, times: StageTimes) -> None:
+        """Keep a parsed face, and its patch, for the frames until the next parse."""
+        self._since_parse = 0
+        if self.cfg.parse_every <= 1:
+            return
+        t0 = time.monotonic()
+        self._last = face
+        assert self._box is not None
+        self._motion.reference(frame, self._box)
+        times.carry += (time.monotonic() - t0) * 1e3
+
+    def _carry(self, frame: np.ndarray, times: StageTimes) -> FaceAnalysis | None:
+        """A frame between parses: the last parse moved as far as the face moved; None parses instead."""
+        if self._last is None or self._box is None:
+            return None
+        t0 = time.monotonic()
+        d = self._motion.shift(frame)
+        if d is None:  # no sure match (a fast turn, a face leaving): parse this frame
+            return None
+        self._since_parse += 1
+        self._since_detect += 1
+        face = moved(self._last, *d)
+        # The next parse's crop starts where the face is now, not where it was.
+        self._box = face.box
+        times.carry += (time.monotonic() - t0) * 1e3
+        times.carried = True
+        return face
 
     def _parse(self, frame: np.ndarray, box: FaceBox, times: StageTimes) -> shared.ParsedFace | None:
         """The shared parse step, with the class probabilities smoothed in crop space."""

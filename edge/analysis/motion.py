@@ -1,0 +1,97 @@
+"""Between two parses: how far the face moved, and the last parse carried along with it.
+
+The live loop parses the face on every Nth shown frame only (``analysis.parse_every``); on the
+frames between, the masks must still sit on the face. A phase correlation of a small grey
+patch around the face (64x64, a few hundred thousand instructions) measures the shift since
+the last parse, and the last analysis is moved by it — far cheaper than a parse, and steadier
+than holding the masks where the face was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from edge.contract import FaceBox
+from edge.types import FaceAnalysis, MouthView
+
+PATCH = 64
+"""Side of the grey patch that is correlated (pixels)."""
+
+MARGIN = 1.2
+"""The patch covers this many face-box sizes (some background: a moving edge is what locates the face)."""
+
+MAX_SHIFT = 0.25
+"""A measured shift larger than this share of the patch is not trusted (the face left or changed)."""
+
+
+class FaceMotion:
+    """The face's translation since the reference frame (the last parsed one)."""
+
+    def __init__(self) -> None:
+        self._ref: np.ndarray | None = None
+        self._rect: tuple[int, int, int, int] | None = None
+        self._window: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the reference (the track was lost)."""
+        self._ref = None
+        self._rect = None
+
+    def _patch(self, frame: np.ndarray) -> np.ndarray | None:
+        import cv2
+
+        assert self._rect is not None
+        x0, y0, x1, y1 = self._rect
+        roi = frame[y0:y1, x0:x1]
+        if roi.shape[0] < 8 or roi.shape[1] < 8:
+            return None
+        small = cv2.resize(roi, (PATCH, PATCH), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+    def reference(self, frame: np.ndarray, box: FaceBox) -> None:
+        """Remember the face around ``box`` in this (parsed) frame."""
+        import cv2
+
+        h, w = frame.shape[:2]
+        half = MARGIN * box.size / 2.0
+        x0, y0 = max(int(box.cx - half), 0), max(int(box.cy - half), 0)
+        x1, y1 = min(int(box.cx + half), w), min(int(box.cy + half), h)
+        self._rect = (x0, y0, x1, y1)
+        self._ref = self._patch(frame) if x1 > x0 and y1 > y0 else None
+        if self._window is None:
+            self._window = cv2.createHanningWindow((PATCH, PATCH), cv2.CV_32F)
+
+    def shift(self, frame: np.ndarray) -> tuple[float, float] | None:
+        """Image pixels the face moved since the reference; None without a reference or a sure match."""
+        import cv2
+
+        if self._ref is None or self._rect is None:
+            return None
+        cur = self._patch(frame)
+        if cur is None:
+            return None
+        (sx, sy), response = cv2.phaseCorrelate(self._ref, cur, self._window)
+        if response < 0.05 or max(abs(sx), abs(sy)) > MAX_SHIFT * PATCH:
+            return None
+        x0, y0, x1, y1 = self._rect
+        return sx * (x1 - x0) / PATCH, sy * (y1 - y0) / PATCH
+
+
+def _moved_matrix(m: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """An image -> crop affine for the image content shifted by (dx, dy)."""
+    out = np.array(m, dtype=np.float64, copy=True)
+    out[:, 2] -= out[:, :2] @ np.array([dx, dy])
+    return out
+
+
+def moved(face: FaceAnalysis, dx: float, dy: float) -> FaceAnalysis:
+    """The analysis of ``face`` moved (dx, dy) image pixels: the same class maps, placed where the face is now."""
+    box = FaceBox(face.box.cx + dx, face.box.cy + dy, face.box.size, face.box.angle_deg)
+    mouth = face.mouth
+    if mouth is not None:
+        mouth = MouthView(_moved_matrix(mouth.crop_matrix, dx, dy), mouth.probs, mouth.stride)
+    return dataclasses.replace(
+        face, box=box, crop_matrix=_moved_matrix(face.crop_matrix, dx, dy), mouth=mouth, extras=dict(face.extras)
+    )
