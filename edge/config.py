@@ -213,6 +213,12 @@ class AnalysisConfig(_Strict):
         description="Live: parse the face on every Nth frame (at 30 FPS, 2 parses 15 times a second); on the frames "
         "between, the last parse is moved with the face's measured motion. 1 parses every frame.",
     )
+    mouth_every: int = Field(
+        2,
+        ge=1,
+        le=4,
+        description="Live: run the mouth pass on every Nth parse; between, its last view moves with the face.",
+    )
     tone_every: int = Field(
         15, ge=1, le=300, description="Live: measure the skin tone on every Nth frame (it changes slowly)."
     )

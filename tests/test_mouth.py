@@ -68,7 +68,7 @@ def test_still_analysis_runs_the_mouth_pass_when_the_bundle_offers_it():
 
 def test_tracker_refines_every_frame_and_times_it():
     """Guards against the hot loop losing the mouth view while tracking, or hiding its cost."""
-    cfg = _cfg(parse_every=1)
+    cfg = _cfg(parse_every=1, mouth_every=1)
     parser = FakeParser(mouth=True)
     an = Analyzer(parser, FakeDetector(cfg.detector), cfg.analysis)
     for i in range(5):
@@ -76,6 +76,27 @@ def test_tracker_refines_every_frame_and_times_it():
         assert face is not None and face.mouth is not None
         assert times.mouth > 0.0
     assert parser.calls == 10  # one face pass and one mouth pass per frame
+
+
+def test_mouth_pass_runs_on_every_second_parse_and_its_view_follows_the_face():
+    """Guards against paying the mouth inference on every parse, or a skipped parse's lips left where they were."""
+    cfg = _cfg(parse_every=1, mouth_every=2)
+    parser = FakeParser(mouth=True)
+    an = Analyzer(parser, FakeDetector(cfg.detector), cfg.analysis)
+    frame = synthetic_frame()
+    views, calls = [], []
+    for _ in range(4):
+        before = parser.calls
+        face, _ = an.analyze(frame, now=len(views) / 30)
+        assert face is not None and face.mouth is not None
+        views.append(face.mouth)
+        calls.append(parser.calls - before)
+    assert calls == [2, 1, 2, 1]  # face + mouth, face only, ...
+    # A carried view is the last pass's class map, placed by the face box's move since that pass.
+    assert views[1].probs is views[0].probs
+    box0 = an._mouth_view[1]
+    moved_by = views[1].output_to_image()[:, 2] - views[0].output_to_image()[:, 2]
+    assert np.all(np.abs(moved_by) < 0.05 * box0.size)
 
 
 def test_mouth_view_wins_in_the_middle_and_fades_at_its_edge():
@@ -141,7 +162,8 @@ def test_kiosk_runs_the_mouth_pass_only_while_lipstick_is_worn(fake_cfg):
 
     parser = FakeParser(mouth=True)
     det, source = make_detector(fake_cfg.detector), make_source(fake_cfg.source)
-    fake_cfg = fake_cfg.model_copy(update={"analysis": fake_cfg.analysis.model_copy(update={"parse_every": 1})})
+    every = fake_cfg.analysis.model_copy(update={"parse_every": 1, "mouth_every": 1})
+    fake_cfg = fake_cfg.model_copy(update={"analysis": every})
     mirror = LivePipeline(fake_cfg, parser, det, Renderer(), load_catalog(fake_cfg.catalog), source)
     mirror.step(synthetic_frame())  # the customer arrives: a session starts with the default look
     mirror.set_look(Look(name="cheeks", layers=[LayerSpec(kind="blush", color="#e07070")]))

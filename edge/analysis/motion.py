@@ -86,12 +86,15 @@ def _moved_matrix(m: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return out
 
 
+def moved_view(view: MouthView, dx: float, dy: float) -> MouthView:
+    """A mouth view moved (dx, dy) image pixels (its class map unchanged)."""
+    return MouthView(_moved_matrix(view.crop_matrix, dx, dy), view.probs, view.stride)
+
+
 def moved(face: FaceAnalysis, dx: float, dy: float) -> FaceAnalysis:
     """The analysis of ``face`` moved (dx, dy) image pixels: the same class maps, placed where the face is now."""
     box = FaceBox(face.box.cx + dx, face.box.cy + dy, face.box.size, face.box.angle_deg)
-    mouth = face.mouth
-    if mouth is not None:
-        mouth = MouthView(_moved_matrix(mouth.crop_matrix, dx, dy), mouth.probs, mouth.stride)
+    mouth = None if face.mouth is None else moved_view(face.mouth, dx, dy)
     return dataclasses.replace(
         face, box=box, crop_matrix=_moved_matrix(face.crop_matrix, dx, dy), mouth=mouth, extras=dict(face.extras)
     )

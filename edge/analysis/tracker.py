@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 import edge.analysis.parse as shared
-from edge.analysis.motion import FaceMotion, moved
+from edge.analysis.motion import FaceMotion, moved, moved_view
 from edge.contract import CropGeometry, FaceBox
 from edge.detectors import Detector, primary_face
 from edge.types import FaceAnalysis, MouthView
@@ -129,6 +129,8 @@ class Analyzer:
         self._motion = FaceMotion()
         self._last: FaceAnalysis | None = None
         self._since_parse = 0
+        self._since_mouth = 0
+        self._mouth_view: tuple[MouthView, FaceBox] | None = None
         self.mouth_wanted = True
         """Whether anything needs the mouth pass now (the kiosk clears it while no lipstick is worn)."""
         self.detections = 0
@@ -152,6 +154,7 @@ class Analyzer:
         self._probs = None
         self._mouth_probs = None
         self._last = None
+        self._mouth_view = None
         self._motion.reset()
         for f in (*self._filters, *self._mouth_filters):
             f.reset()
@@ -269,9 +272,16 @@ class Analyzer:
         target = shared.mouth_target(self.parser, self.cfg, analysis) if self.mouth_wanted else None
         if target is None:  # no pass this frame: the next one starts its smoothing afresh
             self._mouth_probs = None
+            self._mouth_view = None
             for f in self._mouth_filters:
                 f.reset()
             return None
+        if self._mouth_view is not None and self._since_mouth + 1 < self.cfg.mouth_every:
+            self._since_mouth += 1
+            # Not this parse's turn: the last mouth view, moved as far as the face moved since.
+            last, at = self._mouth_view
+            times.post += (time.monotonic() - t0) * 1e3
+            return moved_view(last, box.cx - at.cx, box.cy - at.cy)
         # The crop's placement is filtered like the face box, so the EMA below blends aligned maps.
         centre = (self._mouth_filters[0](target.centre[0], now), self._mouth_filters[1](target.centre[1], now))
         view = shared.parse_mouth(self.parser, frame, box, centre, target.crop)
@@ -281,5 +291,7 @@ class Analyzer:
             view.probs = a * view.probs + (1 - a) * self._mouth_probs
         self._mouth_probs = view.probs
         view = shared.settle_mouth(view)
+        self._mouth_view = (view, box)
+        self._since_mouth = 0
         times.mouth = (time.monotonic() - t0) * 1e3
         return view

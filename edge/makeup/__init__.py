@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.makeup.base import LAYER_ORDER, FaceMasks, Finish, Layer, LayerKind, LayerSpec, Look, Refinement
+from edge.makeup.base import LAYER_ORDER, CropMemo, FaceMasks, Finish, Layer, LayerKind, LayerSpec, Look, Refinement
 from edge.makeup.blush import Blush
 from edge.makeup.brows import Brows
 from edge.makeup.eyeliner import Eyeliner
@@ -48,6 +48,7 @@ class Renderer:
         self.feather_px = float(feather_px)
         self._layers: dict[str, Layer] = {cls.kind: cls() for cls in _LAYER_CLASSES}
         self._rank = {kind: i for i, kind in enumerate(LAYER_ORDER)}
+        self._memo = CropMemo()
 
     def refinements(self, look: Look) -> frozenset[Refinement]:
         """The refinement passes the look's worn layers read (none for a look without lipstick)."""
@@ -73,7 +74,7 @@ class Renderer:
         active = sorted((s for s in look.layers if s.intensity > 0), key=lambda s: self._rank[s.kind])
         if not active:
             return out
-        masks = FaceMasks(face, frame_rgb.shape, self.feather_px)
+        masks = FaceMasks(face, frame_rgb.shape, self.feather_px, self._memo)
         if masks.roi is None:
             return out
         for spec in active:

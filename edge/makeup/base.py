@@ -218,6 +218,27 @@ def _support(mask: np.ndarray) -> np.ndarray:
     return np.asarray(mask > 0 if mask.ndim == 2 else (mask > 0).any(axis=2))
 
 
+class CropMemo:
+    """The crop-space masks of the last few class maps, kept across frames (one per renderer).
+
+    Keyed by the class map's identity: the live loop hands the same array to the frames that
+    show one parse, so their masks are built once.
+    """
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self._entries: list[tuple[np.ndarray, float, dict[str, object]]] = []
+
+    def get(self, probs: np.ndarray, sigma: float) -> dict[str, object]:
+        """The mask cache of this class map at this feather (a new empty one the first time)."""
+        for p, sg, cache in self._entries:
+            if p is probs and sg == sigma:
+                return cache
+        cache: dict[str, object] = {}
+        self._entries = [(probs, sigma, cache), *self._entries[: self.keep - 1]]
+        return cache
+
+
 class FaceMasks:
     """Per-face, per-frame cache of masks in class-map space, warped on demand.
 
@@ -230,34 +251,46 @@ class FaceMasks:
         feather_px: Gaussian feather sigma in model-input (crop) pixels.
     """
 
-    def __init__(self, face: FaceAnalysis | MouthView, frame_shape: tuple[int, ...], feather_px: float):
+    def __init__(
+        self,
+        face: FaceAnalysis | MouthView,
+        frame_shape: tuple[int, ...],
+        feather_px: float,
+        memo: CropMemo | None = None,
+    ):
         self._face = face
         self._feather_px = feather_px
+        self._memo = memo
         probs = np.asarray(face.probs, np.float32)
         if probs.ndim != 3 or probs.shape[0] != probs.shape[1]:
             raise ValueError(f"face.probs must be (S, S, C), got {probs.shape}")
-        # Channel-first and contiguous: every mask reads whole class planes.
-        self.planes = np.ascontiguousarray(probs.transpose(2, 0, 1))
         self.size = probs.shape[0]
         self.unit = self.size / 64.0  # class-map pixels per pixel of the 64-pixel reference layout
         self.stride = float(face.stride)
         self.sigma = float(feather_px) / self.stride  # feather in class-map pixels
+        # Crop-space masks depend only on the class map and the feather: a frame that shows the last
+        # parse moved (between two parses) reuses them, and only the warps into the frame are redone.
+        self._cache: dict[str, object] = {} if memo is None else memo.get(face.probs, self.sigma)
+        if "planes" not in self._cache:
+            # Channel-first and contiguous: every mask reads whole class planes.
+            self._cache["planes"] = np.ascontiguousarray(probs.transpose(2, 0, 1))
+        self.planes: np.ndarray = self._cache["planes"]  # type: ignore[assignment]
         self.out_to_img = face.output_to_image()
         h, w = frame_shape[:2]
         self.frame_hw = (h, w)
         self.roi = self._roi(w, h)
-        self._cache: dict[str, object] = {}
+        self._mouth: FaceMasks | None = None
 
     def mouth(self) -> FaceMasks:
         """Masks in the face's zoomed mouth view when it has one (lips several times sharper), else these."""
         mouth = getattr(self._face, "mouth", None)
         if mouth is None:
             return self
-        if "mouth" not in self._cache:
+        if self._mouth is None:
             # The same feather on screen: the mouth view's class-map pixels are smaller in the frame.
             ratio = float(np.hypot(*self.out_to_img[:, 0])) / float(np.hypot(*mouth.output_to_image()[:, 0]))
-            self._cache["mouth"] = FaceMasks(mouth, (*self.frame_hw,), self._feather_px * ratio)
-        return self._cache["mouth"]  # type: ignore[return-value]
+            self._mouth = FaceMasks(mouth, (*self.frame_hw,), self._feather_px * ratio, self._memo)
+        return self._mouth
 
     def window(self) -> np.ndarray:
         """(S, S) weight of this view where it overlays the face's (1 for a face's own masks)."""
