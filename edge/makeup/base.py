@@ -231,12 +231,12 @@ class CropMemo:
 
     def get(self, probs: np.ndarray, sigma: float) -> dict[str, object]:
         """The mask cache of this class map at this feather (a new empty one the first time)."""
-        for p, sg, cache in self._entries:
+        for p, sg, known in self._entries:
             if p is probs and sg == sigma:
-                return cache
-        cache: dict[str, object] = {}
-        self._entries = [(probs, sigma, cache), *self._entries[: self.keep - 1]]
-        return cache
+                return known
+        fresh: dict[str, object] = {}
+        self._entries = [(probs, sigma, fresh), *self._entries[: self.keep - 1]]
+        return fresh
 
 
 class FaceMasks:
