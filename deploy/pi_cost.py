@@ -39,7 +39,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import check_aarch64 as ca  # noqa: E402  (the cached root, venv, namespaces and wheel build)
-from pi_cost_report import Baseline, CostReport, gate, load_baseline, parse_marks, render_table  # noqa: E402
+from pi_cost_report import (  # noqa: E402
+    Baseline,
+    CostReport,
+    gate,
+    load_baseline,
+    parse_marks,
+    render_budget,
+    render_table,
+)
 
 ROOT = HERE.parent
 RUN = ROOT / ".cache" / "pi-cost"
@@ -153,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
 def finish(reports: dict[str, CostReport], baseline: Baseline, args: argparse.Namespace) -> int:
     print(render_table(reports, baseline))
+    print(render_budget(reports, baseline))
     out = {cpu: r.to_json() for cpu, r in reports.items()}
     (RUN / "pi-cost.json").write_text(json.dumps(out, indent=1))
     log(f"JSON: {RUN / 'pi-cost.json'}")

@@ -30,6 +30,7 @@ class StageCost:
         units: repetitions (or shown frames) the counts are divided by.
         thread_m: millions of instructions per unit on the measuring thread.
         all_m: millions per unit over every thread (other threads' work included).
+        max_m: millions in the dearest single bracket (a live stage's worst frame).
     """
 
     name: str
@@ -37,6 +38,7 @@ class StageCost:
     units: int
     thread_m: float
     all_m: float
+    max_m: float = 0.0
 
 
 @dataclass
@@ -45,6 +47,8 @@ class CostReport:
 
     cpu: str
     stages: list[StageCost] = field(default_factory=list)
+    live: dict[str, int] = field(default_factory=dict)
+    """The live loop's frames, parses and mouth passes (from the stage script)."""
 
     def get(self, name: str) -> StageCost | None:
         """The stage of that name, or None."""
@@ -52,7 +56,7 @@ class CostReport:
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for the JSON output."""
-        return {"cpu": self.cpu, "stages": [asdict(s) for s in self.stages]}
+        return {"cpu": self.cpu, "stages": [asdict(s) for s in self.stages], "live": self.live}
 
 
 def parse_marks(cpu: str, log_text: str, plan: dict[str, Any]) -> CostReport:
@@ -65,7 +69,7 @@ def parse_marks(cpu: str, log_text: str, plan: dict[str, Any]) -> CostReport:
         ValueError: a stage has no complete pair, or a begin without its end.
     """
     open_at: dict[tuple[int, int], tuple[int, int]] = {}
-    totals: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # thread sum, all sum, pairs
+    totals: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # thread sum, all sum, pairs, max
     for line in log_text.splitlines():
         parts = line.split()
         if len(parts) != 5 or parts[0] != "mark":
@@ -82,16 +86,85 @@ def parse_marks(cpu: str, log_text: str, plan: dict[str, Any]) -> CostReport:
         t[0] += own - own0
         t[1] += every - every0
         t[2] += 1
+        t[3] = max(t[3], own - own0)
     if open_at:
         raise ValueError(f"{cpu}: stages begun and never ended: {sorted(s for s, _ in open_at)}")
-    report = CostReport(cpu)
+    report = CostReport(cpu, live=dict(plan.get("live", {})))
     for st in plan["stages"]:
         i, units = int(st["index"]), max(int(st["units"]), 1)
         if i not in totals:
             raise ValueError(f"{cpu}: no marks for stage {i} ({st['name']}): did the plugin load?")
-        own, every, _ = totals[i]
-        report.stages.append(StageCost(st["name"], st["group"], units, own / units / 1e6, every / units / 1e6))
+        own, every, _, most = totals[i]
+        report.stages.append(
+            StageCost(st["name"], st["group"], units, own / units / 1e6, every / units / 1e6, most / 1e6)
+        )
+    live = [s for s in report.stages if s.group == "live"]
+    if live:
+        total = StageCost(
+            LIVE_TOTAL,
+            "frame",
+            live[0].units,
+            sum(s.thread_m for s in live),
+            sum(s.all_m for s in live),
+            sum(s.max_m for s in live),
+        )
+        report.stages.append(total)
     return report
+
+
+LIVE_TOTAL = "live loop, all stages per shown frame"
+
+
+@dataclass(frozen=True)
+class LiveBudget:
+    """The live loop against the Pi budget, on one emulated CPU at one clock.
+
+    Attributes:
+        largest_m: the dearest pipeline stage per shown frame (one core must keep up with it).
+        total_m: every stage of a shown frame together.
+        fps: frames per second the dearest stage allows.
+        parses_per_s: face parses a second at that rate (capped at the camera's 30 FPS).
+        latency_ms: capture to encoded frame, the average frame (stages in sequence).
+        latency_worst_ms: the same for the dearest frame of each stage together.
+    """
+
+    largest: str
+    largest_m: float
+    total_m: float
+    fps: float
+    parses_per_s: float
+    latency_ms: float
+    latency_worst_ms: float
+
+
+def live_budget(report: CostReport, gips: float, camera_fps: float = 30.0) -> LiveBudget | None:
+    """The live loop's figures at ``gips`` G instructions a second per core; None without live stages."""
+    live = [s for s in report.stages if s.group == "live"]
+    if not live:
+        return None
+    top = max(live, key=lambda s: s.thread_m)
+    fps = gips * 1e3 / top.thread_m
+    frames = max(report.live.get("frames", 0), 1)
+    parses = min(fps, camera_fps) * report.live.get("parses", 0) / frames
+    total = sum(s.thread_m for s in live)
+    worst = sum(s.max_m for s in live)
+    return LiveBudget(top.name, top.thread_m, total, fps, parses, total / gips, worst / gips)
+
+
+def render_budget(reports: dict[str, CostReport], baseline: Baseline) -> str:
+    """The live loop against the goals of the Pi issue, per CPU and clock."""
+    lines = ["Live loop (pipelined stages, per shown frame):"]
+    for cpu, r in reports.items():
+        for ghz, gips in baseline.rate_gips(cpu).items():
+            b = live_budget(r, gips)
+            if b is None:
+                continue
+            lines.append(
+                f"  {cpu}@{ghz:g} GHz: dearest stage {b.largest} {b.largest_m:.1f} M -> {b.fps:.0f} FPS; "
+                f"all stages {b.total_m:.1f} M; {b.parses_per_s:.0f} parses/s; "
+                f"latency ~{b.latency_ms:.0f} ms (worst ~{b.latency_worst_ms:.0f} ms)"
+            )
+    return "\n".join(lines)
 
 
 @dataclass

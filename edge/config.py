@@ -255,6 +255,12 @@ class RenderConfig(_Strict):
     look: str = Field("natural", description="Look applied when a session starts.")
     flip: bool = Field(True, alias="mirror", description="Flip the image horizontally like a mirror.")
     feather_px: float = Field(2.0, ge=0, le=20, description="Mask feathering in crop pixels.")
+    pipelined: bool = Field(
+        True,
+        description="Run analysis, render and JPEG encode on three threads, so a frame's stages use separate "
+        "cores (each hand-over keeps the freshest frame, drops counted); off: one thread runs a frame's "
+        "stages in turn.",
+    )
 
 
 def check_token(token: str) -> str:

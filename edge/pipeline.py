@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 CompareMode = Literal["off", "before", "split"]
 """What the mirror shows: the look (off), the face without makeup (before), or both halves (split)."""
 
@@ -66,6 +68,24 @@ class Captured(NamedTuple):
     """RGB uint8 (H, W, 3)."""
     t: float
     """Monotonic time it was read."""
+
+
+class AnalysedFrame(NamedTuple):
+    """A frame after the analysis stage: what the render stage paints."""
+
+    image: np.ndarray
+    face: FaceAnalysis | None
+    t_captured: float | None
+    t_started: float
+    """Monotonic time its first stage began."""
+
+
+class RenderedFrame(NamedTuple):
+    """A frame after the render stage: what the encode stage compresses."""
+
+    image: np.ndarray
+    t_captured: float | None
+    t_started: float
 
 
 @dataclass(frozen=True)
@@ -89,29 +109,37 @@ class RenderOptions:
     compare: CompareMode = "off"
 
 
-class FrameSlot:
-    """A one-frame mailbox: ``put`` replaces an unread frame and counts the drop."""
+class Mailbox(Generic[T]):
+    """A one-item hand-over between two threads: ``put`` replaces an unread item and counts the drop."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._frame: Captured | None = None
+        self._item: T | None = None
         self.dropped = 0
+
+    def offer(self, item: T) -> None:
+        """Hand over an item (the freshest wins)."""
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify()
+
+    def take(self, timeout: float) -> T | None:
+        """The newest unread item, waiting up to ``timeout`` seconds."""
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout)
+            got, self._item = self._item, None
+            return got
+
+
+class FrameSlot(Mailbox[Captured]):
+    """The capture thread's one-frame mailbox."""
 
     def put(self, frame: np.ndarray, t: float) -> None:
         """Offer a frame captured at monotonic time t."""
-        with self._cond:
-            if self._frame is not None:
-                self.dropped += 1
-            self._frame = Captured(frame, t)
-            self._cond.notify()
-
-    def take(self, timeout: float) -> Captured | None:
-        """The newest unread frame, waiting up to ``timeout`` seconds."""
-        with self._cond:
-            if self._frame is None:
-                self._cond.wait(timeout)
-            got, self._frame = self._frame, None
-            return got
+        self.offer(Captured(frame, t))
 
 
 class Broadcaster:
@@ -228,7 +256,7 @@ class PipelineMetrics:
     fps: float
     frames: int
     dropped: int
-    """Frames replaced in the slot before processing."""
+    """Frames replaced before a stage took them (at capture, or between two pipelined stages)."""
     detections: int
     camera_gaps: int
     face_present: bool
@@ -289,6 +317,8 @@ class LivePipeline:
         self.server_alive: Callable[[], bool] | None = None
         self.clock = clock
         self.slot = FrameSlot()
+        self._jobs: Mailbox[AnalysedFrame] = Mailbox()
+        self._rendered: Mailbox[RenderedFrame] = Mailbox()
         self.out = Broadcaster()
         self.stats = StageStats()
         self.fps = RateMeter()
@@ -382,7 +412,7 @@ class LivePipeline:
         return PipelineMetrics(
             fps=self.fps.rate(time.monotonic()),
             frames=self.frames,
-            dropped=self.slot.dropped,
+            dropped=self.slot.dropped + self._jobs.dropped + self._rendered.dropped,
             detections=self.analyzer.detections,
             camera_gaps=self.camera_gaps,
             face_present=self.face is not None,
@@ -448,7 +478,11 @@ class LivePipeline:
         self._tone_smoother = None
 
     def step(self, frame: np.ndarray, t_captured: float | None = None) -> bytes:
-        """Run every stage on one frame and publish it; returns the JPEG."""
+        """Run every stage on one frame in turn and publish it; returns the JPEG."""
+        return self.encode_stage(self.render_stage(self.analysis_stage(frame, t_captured)))
+
+    def analysis_stage(self, frame: np.ndarray, t_captured: float | None = None) -> AnalysedFrame:
+        """Stage 1: detect/track/parse (or carry the last parse), and the skin tone."""
         if self._next_parser is not None:  # a hot-swapped model takes over between two frames
             with self._swap_lock:
                 nxt, self._next_parser = self._next_parser, None
@@ -456,21 +490,29 @@ class LivePipeline:
                 self.analyzer.set_parser(nxt)
         t0 = time.monotonic()
         now = self.clock()
-        acquire_ms = 0.0 if t_captured is None else (t0 - t_captured) * 1e3
         if t_captured is not None:
-            self.stats.add("acquire", acquire_ms)
+            self.stats.add("acquire", (t0 - t_captured) * 1e3)
         face = self._analyze(frame, now)
         self.face = face
         self._measure(frame, face, now)
+        return AnalysedFrame(frame, face, t_captured, t0)
+
+    def render_stage(self, job: AnalysedFrame) -> RenderedFrame:
+        """Stage 2: the session's look painted on the face (or the before/split view)."""
         t1 = time.monotonic()
-        shown = render_shown(self.renderer, frame, face, self.render_options(), self.cfg.render.flip)
+        shown = render_shown(self.renderer, job.image, job.face, self.render_options(), self.cfg.render.flip)
+        self.stats.add("render", (time.monotonic() - t1) * 1e3)
+        return RenderedFrame(shown, job.t_captured, job.t_started)
+
+    def encode_stage(self, done: RenderedFrame) -> bytes:
+        """Stage 3: flip and JPEG, then publish to every viewer."""
         t2 = time.monotonic()
-        jpeg = encode_jpeg(shown, self.cfg.server.jpeg_quality, self.cfg.render.flip)
+        jpeg = encode_jpeg(done.image, self.cfg.server.jpeg_quality, self.cfg.render.flip)
         t3 = time.monotonic()
-        self.stats.add("render", (t2 - t1) * 1e3)
         self.stats.add("encode", (t3 - t2) * 1e3)
-        self.stats.add("total", (t3 - t0) * 1e3 + acquire_ms)
-        self.out.publish(jpeg, shown.shape[1], shown.shape[0], t3)
+        start = done.t_started if done.t_captured is None else done.t_captured
+        self.stats.add("total", (t3 - start) * 1e3)
+        self.out.publish(jpeg, done.image.shape[1], done.image.shape[0], t3)
         self.frames += 1
         self.fps.tick(t3)
         return jpeg
@@ -520,22 +562,39 @@ class LivePipeline:
                 log.warning("camera %s: %s (%s)", self.source.name, state, error)
         self.camera_state, self.camera_error = state, error
 
-    def _process_loop(self) -> None:
+    def _stage_loop(self, inbox: Mailbox[Any], work: Callable[[Any], Any], outbox: Mailbox[Any] | None) -> None:
+        """One stage's thread: take the freshest item, work on it, hand the result on."""
         while not self._stop.is_set():
-            got = self.slot.take(0.5)
+            got = inbox.take(0.5)
             if got is None:
                 continue
             try:
-                self.step(got.image, got.t)
+                result = work(got)
             except Exception as e:
-                # One bad frame is skipped; the stream goes on. A repeating error is logged
-                # once a minute, not 30 times a second.
-                self.frame_errors += 1
-                key, now = f"{type(e).__name__}: {e}", time.monotonic()
-                last, t_last = self._last_frame_error
-                if key != last or now - t_last > 60.0:
-                    self._last_frame_error = (key, now)
-                    log.exception("frame processing failed (%d so far)", self.frame_errors)
+                self._frame_failed(e)
+                continue
+            if outbox is not None:
+                outbox.offer(result)
+
+    def _frame_failed(self, e: Exception) -> None:
+        # One bad frame is skipped; the stream goes on. A repeating error is logged once a
+        # minute, not 30 times a second.
+        self.frame_errors += 1
+        key, now = f"{type(e).__name__}: {e}", time.monotonic()
+        last, t_last = self._last_frame_error
+        if key != last or now - t_last > 60.0:
+            self._last_frame_error = (key, now)
+            log.error("frame processing failed (%d so far)", self.frame_errors, exc_info=e)
+
+    def _workers(self) -> list[tuple[Callable[[], None], str]]:
+        """The processing threads: three pipelined stages, or one that runs a frame's stages in turn."""
+        if not self.cfg.render.pipelined:
+            return [(lambda: self._stage_loop(self.slot, lambda c: self.step(c.image, c.t), None), "process")]
+        return [
+            (lambda: self._stage_loop(self.slot, lambda c: self.analysis_stage(c.image, c.t), self._jobs), "analysis"),
+            (lambda: self._stage_loop(self._jobs, self.render_stage, self._rendered), "render"),
+            (lambda: self._stage_loop(self._rendered, self.encode_stage, None), "encode"),
+        ]
 
     def health_tick(self) -> Health:
         """One round of the health loop: model hot-swap, health, change-only logs, watchdog."""
@@ -571,11 +630,7 @@ class LivePipeline:
     def start(self) -> None:
         """Start the capture, processing and health threads."""
         self._stop.clear()
-        for target, name in (
-            (self._capture_loop, "capture"),
-            (self._process_loop, "process"),
-            (self._health_loop, "health"),
-        ):
+        for target, name in ((self._capture_loop, "capture"), *self._workers(), (self._health_loop, "health")):
             th = threading.Thread(target=target, name=f"vanity-{name}", daemon=True)
             th.start()
             self._threads.append(th)

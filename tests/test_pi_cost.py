@@ -79,6 +79,29 @@ def test_broken_logs_are_refused(rep, log, why):
         rep.parse_marks("pi4", log, PLAN)
 
 
+def test_live_stages_add_up_and_the_dearest_sets_the_frame_rate(rep):
+    """Guards against a budget that reads the serial sum as the frame rate, or loses a stage."""
+    plan = {
+        "stages": [
+            {"index": 0, "name": "analysis stage", "group": "live", "units": 2},
+            {"index": 1, "name": "render stage", "group": "live", "units": 2},
+        ],
+        "live": {"frames": 2, "parses": 1},
+    }
+    # analysis: 30 M then 10 M (a parse, then a carried frame); render: 20 M twice.
+    log = _log(
+        *("mark 0 0 0 0", "mark 1 0 30000000 0", "mark 2 0 30000000 0", "mark 3 0 50000000 0"),
+        *("mark 0 0 50000000 0", "mark 1 0 60000000 0", "mark 2 0 60000000 0", "mark 3 0 80000000 0"),
+    )
+    r = rep.parse_marks("pi4", log, plan)
+    total = r.get(rep.LIVE_TOTAL)
+    assert total.thread_m == pytest.approx(40.0) and total.max_m == pytest.approx(50.0)
+    b = rep.live_budget(r, gips=0.8)
+    assert b.largest == "render stage" and b.largest_m == pytest.approx(20.0)
+    assert b.fps == pytest.approx(40.0) and b.parses_per_s == pytest.approx(15.0)
+    assert b.latency_ms == pytest.approx(50.0) and b.latency_worst_ms == pytest.approx(62.5)
+
+
 def _baseline(rep, counts):
     data = json.loads((ROOT / "benchmarks" / "pi_cost_baseline.json").read_text())
     data["counts"] = counts
@@ -142,7 +165,10 @@ def test_stage_script_runs_natively_and_plans_every_stage(tmp_path):
     for want in ("camera decode (MJPEG 640x480)", "parser inference", "mouth pass", "tone", "JPEG encode"):
         assert want in names
     assert sum(n.startswith("layer ") for n in names) == 6
-    assert "whole frame (step)" in names
+    for stage in ("camera decode", "analysis stage", "render stage", "encode stage"):
+        assert stage in names
+    live = json.loads(plan.read_text())["live"]
+    assert live["frames"] == 2 and live["parses"] >= 1
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler")

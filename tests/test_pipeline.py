@@ -153,6 +153,49 @@ def test_threads_run_and_health_follows_frames(fake_pipeline):
     assert not fake_pipeline.health().healthy
 
 
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_stages_run_on_their_own_threads_when_pipelined(fake_pipeline, monkeypatch, pipelined):
+    """Guards against a pipelined mirror whose stages still queue on one core (or a serial one that spawns
+    threads): analysis, render and encode must each run on their own thread, and frames must still flow."""
+    import threading
+
+    seen: dict[str, set[str]] = {"analysis": set(), "render": set(), "encode": set()}
+    for stage in seen:
+        real = getattr(fake_pipeline, f"{stage}_stage")
+
+        def spy(*a, _real=real, _stage=stage):
+            seen[_stage].add(threading.current_thread().name)
+            return _real(*a)
+
+        monkeypatch.setattr(fake_pipeline, f"{stage}_stage", spy)
+    cfg = fake_pipeline.cfg
+    fake_pipeline.cfg = cfg.model_copy(update={"render": cfg.render.model_copy(update={"pipelined": pipelined})})
+    fake_pipeline.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and fake_pipeline.frames < 20:
+            time.sleep(0.02)
+    finally:
+        fake_pipeline.stop()
+    assert fake_pipeline.frames >= 20 and fake_pipeline.out.latest() is not None
+    threads = set().union(*seen.values())
+    if pipelined:
+        assert all(len(v) == 1 for v in seen.values()) and len(threads) == 3, seen
+    else:
+        assert threads == {"vanity-process"}, seen
+
+
+def test_a_busy_stage_drops_stale_frames_and_counts_them():
+    """Guards against an unbounded queue between stages (latency growing without end) or hidden drops."""
+    from edge.pipeline import Mailbox
+
+    box: Mailbox[int] = Mailbox()
+    for i in range(5):
+        box.offer(i)
+    assert box.take(0.01) == 4 and box.dropped == 4
+    assert box.take(0.01) is None
+
+
 def test_camera_failure_is_survived_and_recovered(fake_cfg):
     """Guards against a camera glitch killing the daemon or the health never recovering."""
     from edge.catalog import load_catalog
