@@ -88,18 +88,18 @@ def test_live_stages_add_up_and_the_dearest_sets_the_frame_rate(rep):
         ],
         "live": {"frames": 2, "parses": 1},
     }
-    # analysis: 30 M then 10 M (a parse, then a carried frame); render: 20 M twice.
+    # analysis: 30 M then 10 M (a parse, then a carried frame); render: 22 M twice.
     log = _log(
-        *("mark 0 0 0 0", "mark 1 0 30000000 0", "mark 2 0 30000000 0", "mark 3 0 50000000 0"),
-        *("mark 0 0 50000000 0", "mark 1 0 60000000 0", "mark 2 0 60000000 0", "mark 3 0 80000000 0"),
+        *("mark 0 0 0 0", "mark 1 0 30000000 0", "mark 2 0 30000000 0", "mark 3 0 52000000 0"),
+        *("mark 0 0 52000000 0", "mark 1 0 62000000 0", "mark 2 0 62000000 0", "mark 3 0 84000000 0"),
     )
     r = rep.parse_marks("pi4", log, plan)
     total = r.get(rep.LIVE_TOTAL)
-    assert total.thread_m == pytest.approx(40.0) and total.max_m == pytest.approx(50.0)
+    assert total.thread_m == pytest.approx(42.0) and total.max_m == pytest.approx(52.0)
     b = rep.live_budget(r, gips=0.8)
-    assert b.largest == "render stage" and b.largest_m == pytest.approx(20.0)
-    assert b.fps == pytest.approx(40.0) and b.parses_per_s == pytest.approx(15.0)
-    assert b.latency_ms == pytest.approx(50.0) and b.latency_worst_ms == pytest.approx(62.5)
+    assert b.largest == "render stage" and b.largest_m == pytest.approx(22.0)
+    assert b.fps == pytest.approx(800 / 22) and b.parses_per_s == pytest.approx(15.0)  # the camera's 30 FPS caps it
+    assert b.latency_ms == pytest.approx(52.5) and b.latency_worst_ms == pytest.approx(65.0)
 
 
 def _baseline(rep, counts):
