@@ -39,6 +39,7 @@ from edge.stats import RateMeter, StageStats, StageSummary
 from edge.types import FaceAnalysis, SkinTone
 
 if TYPE_CHECKING:
+    from edge.analysis.tracker import MouthRequest
     from edge.calibration import Calibration
     from edge.catalog import Catalog
     from edge.config import VanityConfig
@@ -70,14 +71,24 @@ class Captured(NamedTuple):
     """Monotonic time it was read."""
 
 
+class ToneRequest(NamedTuple):
+    """A skin-tone measurement asked for by the analysis stage (for the session it was asked in)."""
+
+    image: np.ndarray
+    face: FaceAnalysis
+    session: Session
+
+
 class AnalysedFrame(NamedTuple):
-    """A frame after the analysis stage: what the render stage paints."""
+    """A frame after the analysis stage: what the render stage paints, and the side work it asked for."""
 
     image: np.ndarray
     face: FaceAnalysis | None
     t_captured: float | None
     t_started: float
     """Monotonic time its first stage began."""
+    mouth: MouthRequest | None = None
+    tone: ToneRequest | None = None
 
 
 class RenderedFrame(NamedTuple):
@@ -312,6 +323,9 @@ class LivePipeline:
         self.calibration = calibration  # the kiosk's colour card measurement (edge.calibration), if any
         self.tone_model = tone_model  # the learned photo-to-Monk map (edge.tone_model), if any
         self.analyzer = Analyzer(parser, detector, cfg.analysis)
+        # The mouth pass is a stage of its own: after the parse in step(), on its own thread when pipelined.
+        self.analyzer.defer_mouth = True
+        self._mouth_parser: Parser | None = None
         self.notifier = notifier
         # Set by the daemon: whether its HTTP server answers (the watchdog is fed only then too).
         self.server_alive: Callable[[], bool] | None = None
@@ -319,6 +333,8 @@ class LivePipeline:
         self.slot = FrameSlot()
         self._jobs: Mailbox[AnalysedFrame] = Mailbox()
         self._rendered: Mailbox[RenderedFrame] = Mailbox()
+        self._mouth_jobs: Mailbox[MouthRequest] = Mailbox()
+        self._tone_jobs: Mailbox[ToneRequest] = Mailbox()
         self.out = Broadcaster()
         self.stats = StageStats()
         self.fps = RateMeter()
@@ -448,38 +464,68 @@ class LivePipeline:
             self.stats.add("carry", st.carry)
         return face
 
-    def _measure(self, frame: np.ndarray, face: FaceAnalysis | None, now: float) -> None:
-        """The analysis stage: starts or forgets the customer's session, and sets ``face.tone``."""
+    def _measure(self, frame: np.ndarray, face: FaceAnalysis | None, now: float) -> ToneRequest | None:
+        """Starts or forgets the customer's session and sets ``face.tone``; asks for a tone measurement when due."""
         reset_after = self.cfg.session.reset_after_s
         if face is None:
             if now - self.session.last_face > reset_after and self.session.tone is not None:
                 log.info("no face for %.0f s: session forgotten", reset_after)
                 self._forget_session()
-            return
+            return None
         if self.session.last_face == 0.0 or now - self.session.last_face > reset_after:
             self._forget_session()
         self.session.last_face = now
+        face.tone = self.session.tone
         # Tone changes slowly; measuring it a few times a second keeps the hot loop light.
         if self.frames % self.cfg.analysis.tone_every == 0:
-            from edge.tone import ToneSmoother, measure_tone
+            return ToneRequest(frame, face, self.session)
+        return None
 
-            t0 = time.monotonic()
-            tone = measure_tone(frame, face, self.calibration, self.tone_model)
-            if tone is not None:
-                if self._tone_smoother is None:
-                    self._tone_smoother = ToneSmoother(alpha=self.cfg.analysis.tone_ema)
-                self.session.tone = self._tone_smoother.update(tone)
-            self.stats.add("tone", (time.monotonic() - t0) * 1e3)
-        face.tone = self.session.tone
+    def tone_stage(self, req: ToneRequest) -> None:
+        """Measure the skin tone and smooth it into the session it was asked for (a newer session ignores it)."""
+        from edge.tone import ToneSmoother, measure_tone
+
+        t0 = time.monotonic()
+        tone = measure_tone(req.image, req.face, self.calibration, self.tone_model)
+        self.stats.add("tone", (time.monotonic() - t0) * 1e3)
+        if tone is None:
+            return
+        with self._lock:
+            if self.session is not req.session:
+                return
+            if self._tone_smoother is None:
+                self._tone_smoother = ToneSmoother(alpha=self.cfg.analysis.tone_ema)
+            self.session.tone = self._tone_smoother.update(tone)
+        req.face.tone = self.session.tone
+
+    def mouth_stage(self, req: MouthRequest) -> None:
+        """The mouth pass a parse asked for (with its own interpreter when it runs on its own thread)."""
+        t0 = time.monotonic()
+        self.analyzer.run_mouth(req, self._mouth_parser)
+        self.stats.add("mouth", (time.monotonic() - t0) * 1e3)
 
     def _forget_session(self) -> None:
         with self._lock:
             self.session = self._new_session()
-        self._tone_smoother = None
+            self._tone_smoother = None
 
     def step(self, frame: np.ndarray, t_captured: float | None = None) -> bytes:
         """Run every stage on one frame in turn and publish it; returns the JPEG."""
-        return self.encode_stage(self.render_stage(self.analysis_stage(frame, t_captured)))
+        job = self.analysis_stage(frame, t_captured)
+        if job.mouth is not None and job.face is not None:
+            self.mouth_stage(job.mouth)
+            job.face.mouth = self.analyzer.carried_mouth(job.face.box)
+        if job.tone is not None:
+            self.tone_stage(job.tone)
+        return self.encode_stage(self.render_stage(job))
+
+    def _hand_off(self, job: AnalysedFrame) -> AnalysedFrame:
+        """Pipelined: the side work a frame asked for goes to its own thread; the frame goes on to render."""
+        if job.mouth is not None:
+            self._mouth_jobs.offer(job.mouth)
+        if job.tone is not None:
+            self._tone_jobs.offer(job.tone)
+        return job
 
     def analysis_stage(self, frame: np.ndarray, t_captured: float | None = None) -> AnalysedFrame:
         """Stage 1: detect/track/parse (or carry the last parse), and the skin tone."""
@@ -488,14 +534,18 @@ class LivePipeline:
                 nxt, self._next_parser = self._next_parser, None
             if nxt is not None:
                 self.analyzer.set_parser(nxt)
+                if self._mouth_parser is not None:
+                    clone = getattr(nxt, "clone", None)
+                    self._mouth_parser = clone() if clone else None
         t0 = time.monotonic()
         now = self.clock()
         if t_captured is not None:
             self.stats.add("acquire", (t0 - t_captured) * 1e3)
         face = self._analyze(frame, now)
         self.face = face
-        self._measure(frame, face, now)
-        return AnalysedFrame(frame, face, t_captured, t0)
+        tone = self._measure(frame, face, now)
+        mouth, self.analyzer.pending_mouth = self.analyzer.pending_mouth, None
+        return AnalysedFrame(frame, face, t_captured, t0, mouth, tone)
 
     def render_stage(self, job: AnalysedFrame) -> RenderedFrame:
         """Stage 2: the session's look painted on the face (or the before/split view)."""
@@ -590,8 +640,13 @@ class LivePipeline:
         """The processing threads: three pipelined stages, or one that runs a frame's stages in turn."""
         if not self.cfg.render.pipelined:
             return [(lambda: self._stage_loop(self.slot, lambda c: self.step(c.image, c.t), None), "process")]
+        clone = getattr(self.analyzer.parser, "clone", None)
+        self._mouth_parser = clone() if clone else None  # one interpreter runs one call at a time
+        analyse = lambda c: self._hand_off(self.analysis_stage(c.image, c.t))  # noqa: E731
         return [
-            (lambda: self._stage_loop(self.slot, lambda c: self.analysis_stage(c.image, c.t), self._jobs), "analysis"),
+            (lambda: self._stage_loop(self.slot, analyse, self._jobs), "analysis"),
+            (lambda: self._stage_loop(self._mouth_jobs, self.mouth_stage, None), "mouth"),
+            (lambda: self._stage_loop(self._tone_jobs, self.tone_stage, None), "tone"),
             (lambda: self._stage_loop(self._jobs, self.render_stage, self._rendered), "render"),
             (lambda: self._stage_loop(self._rendered, self.encode_stage, None), "encode"),
         ]

@@ -185,6 +185,58 @@ def test_stages_run_on_their_own_threads_when_pipelined(fake_pipeline, monkeypat
         assert threads == {"vanity-process"}, seen
 
 
+def test_pipelined_mouth_pass_and_tone_run_on_their_own_threads(fake_cfg, monkeypatch):
+    """Guards against the mouth pass or the tone measurement holding up the parse (or never running)
+    when pipelined: each gets its own thread, and the frames still carry a mouth view."""
+    import threading
+
+    from edge.catalog import load_catalog
+    from edge.detectors import make_detector
+    from edge.makeup import Renderer
+    from edge.sources import make_source
+
+    cfg = fake_cfg.model_copy(update={"render": fake_cfg.render.model_copy(update={"look": "bold"})})
+    m = LivePipeline(
+        cfg,
+        FakeParser(mouth=True),
+        make_detector(cfg.detector),
+        Renderer(),
+        load_catalog(cfg.catalog),
+        make_source(cfg.source),
+    )
+    seen: dict[str, set[str]] = {"mouth": set(), "tone": set()}
+    for stage in seen:
+        real = getattr(m, f"{stage}_stage")
+
+        def spy(*a, _real=real, _stage=stage):
+            seen[_stage].add(threading.current_thread().name)
+            return _real(*a)
+
+        monkeypatch.setattr(m, f"{stage}_stage", spy)
+    m.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (m.frames > 40 and m.face is not None and m.face.mouth):
+            time.sleep(0.02)
+    finally:
+        m.stop()
+    assert seen == {"mouth": {"vanity-mouth"}, "tone": {"vanity-tone"}}
+    assert m.face is not None and m.face.mouth is not None
+
+
+def test_a_mouth_pass_that_finishes_after_the_track_was_lost_is_dropped(fake_cfg):
+    """Guards against a late mouth pass (another thread's) putting the last customer's lips on a new face."""
+    from edge.detectors.fake import FakeDetector
+
+    an = Analyzer(FakeParser(mouth=True), FakeDetector(fake_cfg.detector), fake_cfg.analysis)
+    an.defer_mouth = True
+    face, _ = an.analyze(synthetic_frame(), now=0.0)
+    req = an.pending_mouth
+    assert face is not None and req is not None and face.mouth is None  # the first pass is not done yet
+    an.reset()
+    assert an.run_mouth(req) is None and an.carried_mouth(face.box) is None
+
+
 def test_a_busy_stage_drops_stale_frames_and_counts_them():
     """Guards against an unbounded queue between stages (latency growing without end) or hidden drops."""
     from edge.pipeline import Mailbox

@@ -18,7 +18,7 @@ import numpy as np
 
 import edge.analysis.parse as shared
 from edge.analysis.motion import FaceMotion, moved, moved_view
-from edge.contract import CropGeometry, FaceBox
+from edge.contract import CropGeometry, FaceBox, MouthCrop
 from edge.detectors import Detector, primary_face
 from edge.types import FaceAnalysis, MouthView
 
@@ -101,6 +101,17 @@ class StageTimes:
         return self.track + (self.detect if self.detected else 0.0)
 
 
+class MouthRequest(NamedTuple):
+    """A mouth pass asked for by a parse: run now (``Analyzer.run_mouth``), or later on another thread."""
+
+    frame: np.ndarray
+    box: FaceBox
+    centre: tuple[float, float]
+    crop: MouthCrop
+    generation: int
+    """The track it belongs to: a pass that finishes after the track was lost is dropped."""
+
+
 class TrackResult(NamedTuple):
     """One frame's analysis: the tracked face (None when no face is present) and what each stage cost."""
 
@@ -131,6 +142,11 @@ class Analyzer:
         self._since_parse = 0
         self._since_mouth = 0
         self._mouth_view: tuple[MouthView, FaceBox] | None = None
+        self._generation = 0
+        self.pending_mouth: MouthRequest | None = None
+        """A mouth pass the last parse asked for, when ``defer_mouth``: the caller runs it (``run_mouth``)."""
+        self.defer_mouth = False
+        """Leave the mouth pass to the caller (the pipeline runs it after the parse, or on its own thread)."""
         self.mouth_wanted = True
         """Whether anything needs the mouth pass now (the kiosk clears it while no lipstick is worn)."""
         self.detections = 0
@@ -155,6 +171,8 @@ class Analyzer:
         self._mouth_probs = None
         self._last = None
         self._mouth_view = None
+        self.pending_mouth = None
+        self._generation += 1
         self._motion.reset()
         for f in (*self._filters, *self._mouth_filters):
             f.reset()
@@ -267,31 +285,54 @@ class Analyzer:
     def _refine_mouth(
         self, frame: np.ndarray, box: FaceBox, analysis: FaceAnalysis, times: StageTimes, now: float
     ) -> MouthView | None:
-        """The shared mouth pass, its crop's placement and class map smoothed like the face's."""
+        """The mouth view for this parse: a new pass when due (run now, or deferred), else the last one moved."""
         t0 = time.monotonic()
         target = shared.mouth_target(self.parser, self.cfg, analysis) if self.mouth_wanted else None
         if target is None:  # no pass this frame: the next one starts its smoothing afresh
             self._mouth_probs = None
             self._mouth_view = None
+            self._generation += 1
             for f in self._mouth_filters:
                 f.reset()
             return None
-        if self._mouth_view is not None and self._since_mouth + 1 < self.cfg.mouth_every:
+        if self._mouth_view is None or self._since_mouth + 1 >= self.cfg.mouth_every:
+            self._since_mouth = 0
+            # The crop's placement is filtered like the face box, so the EMA blends aligned maps.
+            centre = (self._mouth_filters[0](target.centre[0], now), self._mouth_filters[1](target.centre[1], now))
+            req = MouthRequest(frame, box, centre, target.crop, self._generation)
+            if self.defer_mouth:
+                self.pending_mouth = req
+            else:
+                self.run_mouth(req)
+                times.mouth = (time.monotonic() - t0) * 1e3
+                return self._mouth_view[0] if self._mouth_view else None
+        else:
             self._since_mouth += 1
-            # Not this parse's turn: the last mouth view, moved as far as the face moved since.
-            last, at = self._mouth_view
-            times.post += (time.monotonic() - t0) * 1e3
-            return moved_view(last, box.cx - at.cx, box.cy - at.cy)
-        # The crop's placement is filtered like the face box, so the EMA below blends aligned maps.
-        centre = (self._mouth_filters[0](target.centre[0], now), self._mouth_filters[1](target.centre[1], now))
-        view = shared.parse_mouth(self.parser, frame, box, centre, target.crop)
+        times.post += (time.monotonic() - t0) * 1e3
+        return self.carried_mouth(box)
+
+    def carried_mouth(self, box: FaceBox) -> MouthView | None:
+        """The last mouth view, moved as far as the face box moved since its pass."""
+        got = self._mouth_view
+        if got is None:
+            return None
+        last, at = got
+        return last if at == box else moved_view(last, box.cx - at.cx, box.cy - at.cy)
+
+    def run_mouth(self, req: MouthRequest, parser: Parser | None = None) -> MouthView | None:
+        """Run a mouth pass (with ``parser``: another interpreter, for another thread); it becomes the last view.
+
+        Returns None when the track it belongs to has been lost meanwhile.
+        """
+        view = shared.parse_mouth(parser or self.parser, req.frame, req.box, req.centre, req.crop)
+        if req.generation != self._generation:
+            return None
         # The mouth crop follows the lips, so its class map is smoothed in its own space, like the face's.
-        if self._mouth_probs is not None and self._mouth_probs.shape == view.probs.shape:
+        prev = self._mouth_probs
+        if prev is not None and prev.shape == view.probs.shape:
             a = self.cfg.mask_ema
-            view.probs = a * view.probs + (1 - a) * self._mouth_probs
+            view.probs = a * view.probs + (1 - a) * prev
         self._mouth_probs = view.probs
         view = shared.settle_mouth(view)
-        self._mouth_view = (view, box)
-        self._since_mouth = 0
-        times.mouth = (time.monotonic() - t0) * 1e3
+        self._mouth_view = (view, req.box)
         return view

@@ -77,6 +77,7 @@ class InterpreterParser:
     def __init__(self, bundle: Bundle, runtime: str = "auto", threads: int = 2):
         self.metadata = bundle.metadata
         self.path = bundle.path
+        self._bundle, self._runtime = bundle, runtime
         self.runtime_name, cls = interpreter_class(runtime)
         try:
             self._interp = cls(model_content=bundle.model_bytes, num_threads=threads)
@@ -85,6 +86,10 @@ class InterpreterParser:
         self._interp.allocate_tensors()
         self.threads = threads
         self._bind()
+
+    def clone(self) -> InterpreterParser:
+        """Another interpreter of the same bundle, for another thread (one interpreter runs one call at a time)."""
+        return InterpreterParser(self._bundle, self._runtime, self.threads)
 
     def _bind(self) -> None:
         meta = self.metadata
