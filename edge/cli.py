@@ -705,16 +705,47 @@ def eval_(
     limit: Annotated[int | None, typer.Option(help="At most this many photos per source.", min=1)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     config: ConfigOpt = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live", help="Play each photo as a moving and a still camera sequence through the live pipeline."
+        ),
+    ] = False,
+    frames: Annotated[int | None, typer.Option(help="--live: frames per sequence (default 12).", min=5)] = None,
+    seed: Annotated[int | None, typer.Option(help="--live: seed of the motion and noise (default 0).", min=0)] = None,
 ) -> None:
-    """Score a bundle on labelled photos through the device's still-image path (F1 per part, mIoU)."""
+    """Score a bundle on labelled photos through the device's still-image path (F1 per part, mIoU), or its live path."""
     cfg = _load_config(config, model=bundle)
+    if not live and (frames is not None or seed is not None):
+        _fail("--frames and --seed go with --live", code=2)
     parser = _open_parser(cfg)
     from edge.detectors import make_detector
 
     try:
         from training.evaluation import evaluate, table
+        from training.live_eval import FRAMES, evaluate_live, kiosk_pipelines
+        from training.live_eval import table as live_table
     except ImportError as e:
         _fail(f"vanity eval needs the workstation install (pip install '.[train]'): {e}", code=2)
+    if live:
+        from edge.daemon import DaemonError
+
+        try:
+            new_pipeline = kiosk_pipelines(cfg)
+            live_scores = evaluate_live(
+                new_pipeline, data, frames or FRAMES, seed or 0, limit=limit, progress=not as_json
+            )
+        except DaemonError as e:
+            _fail(str(e), code=2, details=e.errors)
+        except (FileNotFoundError, ValueError) as e:
+            _fail(str(e), code=2)
+        if as_json:
+            out = {"bundle": str(bundle), "live": {"frames": frames or FRAMES, "seed": seed or 0}}
+            typer.echo(json.dumps(out | {"scores": [s.to_dict() for s in live_scores]}, indent=2))
+        else:
+            for line in live_table(live_scores):
+                typer.echo(line)
+        return
     try:
         scores = evaluate(parser, make_detector(cfg.detector), cfg.analysis, data, limit=limit, progress=not as_json)
     except (FileNotFoundError, ValueError) as e:

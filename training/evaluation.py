@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge.contract import IGNORE
+
+if TYPE_CHECKING:
+    from training.real_sources import RealItem
 
 
 @dataclass
@@ -100,16 +104,15 @@ def score_photo(pred: np.ndarray, truth: np.ndarray, groups: dict[str, tuple[int
             g.photo_f1.append(2 * tp / (2 * tp + fp + fn))
 
 
-def evaluate(parser, detector, analysis_cfg, spec: str, limit: int | None = None, progress: bool = True):
-    """Score a loaded parser on every source of a data spec; returns a list of SourceScore.
+def scored_sources(spec: str, limit: int | None = None) -> list[tuple[str, str, list[RealItem]]]:
+    """Every source of a data spec with its human-labelled photos: (source, kind, RealItems), at most ``limit`` each.
 
     Raises:
         ValueError: a bad spec, or a source kind without human labels (e.g. synth).
         FileNotFoundError: a source path is missing.
     """
-    from edge.analysis import analyze_still, labels_to_image
     from training.data import parse_spec
-    from training.real_sources import SCORED, SampleError, human_items
+    from training.real_sources import SCORED, human_items
 
     out = []
     for src in parse_spec(spec):
@@ -118,8 +121,23 @@ def evaluate(parser, detector, analysis_cfg, spec: str, limit: int | None = None
         assert src.path is not None
         if not src.path.exists():
             raise FileNotFoundError(f"{src}: path does not exist")
-        items = human_items(src.kind, src.path, src.split)[:limit]
-        score = SourceScore(str(src))
+        out.append((str(src), src.kind, human_items(src.kind, src.path, src.split)[:limit]))
+    return out
+
+
+def evaluate(parser, detector, analysis_cfg, spec: str, limit: int | None = None, progress: bool = True):
+    """Score a loaded parser on every source of a data spec; returns a list of SourceScore.
+
+    Raises:
+        ValueError: a bad spec, or a source kind without human labels (e.g. synth).
+        FileNotFoundError: a source path is missing.
+    """
+    from edge.analysis import analyze_still, labels_to_image
+    from training.real_sources import SCORED, SampleError
+
+    out = []
+    for source, kind, items in scored_sources(spec, limit):
+        score = SourceScore(source)
         t0 = time.monotonic()
         it = items
         if progress:
@@ -127,7 +145,7 @@ def evaluate(parser, detector, analysis_cfg, spec: str, limit: int | None = None
 
             from tqdm import tqdm
 
-            it = tqdm(items, desc=f"eval {src.kind}", unit="photo", file=sys.stderr, mininterval=2)
+            it = tqdm(items, desc=f"eval {kind}", unit="photo", file=sys.stderr, mininterval=2)
         for item in it:
             try:
                 image, truth = item.load()
@@ -139,7 +157,7 @@ def evaluate(parser, detector, analysis_cfg, spec: str, limit: int | None = None
             score.faces_found += len(faces)
             score.no_face += not faces
             pred = labels_to_image(faces, *image.shape[:2])
-            score_photo(pred, truth, SCORED[src.kind].groups, score.groups)
+            score_photo(pred, truth, SCORED[kind].groups, score.groups)
         score.seconds = time.monotonic() - t0
         out.append(score)
     return out

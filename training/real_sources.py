@@ -35,6 +35,7 @@ every source of a spec the near-duplicates of a held-out photo of another source
 from __future__ import annotations
 
 import hashlib
+import struct
 import sys
 import zlib
 from collections.abc import Callable
@@ -118,19 +119,62 @@ def read_mask(path: Path, what: str = "mask", flags: int | None = None) -> np.nd
     return m
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_header(data: bytes, path: Path) -> tuple[int, int, np.ndarray | None]:
+    """A PNG's bit depth, colour type and palette (``PLTE`` as (N, 3) RGB, None without one)."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise SampleError(f"mask unreadable ({path}): not a PNG")
+    pos, depth, kind, palette = len(PNG_SIGNATURE), -1, -1, None
+    while pos + 8 <= len(data):
+        size, tag = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + size]
+        if tag == b"IHDR" and len(body) >= 10:
+            depth, kind = body[8], body[9]
+        elif tag == b"PLTE" and size % 3 == 0:
+            palette = np.frombuffer(body, np.uint8).reshape(-1, 3)
+        elif tag in (b"IDAT", b"IEND"):
+            break
+        pos += 12 + size
+    if kind < 0:
+        raise SampleError(f"mask unreadable ({path}): no PNG header")
+    return depth, kind, palette
+
+
 def _read_palette(path: Path) -> np.ndarray:
-    """A palette (or greyscale) PNG's pixel indices; OpenCV would expand a palette to colours."""
-    from PIL import Image, UnidentifiedImageError
+    """A palette (or 8-bit greyscale) PNG's pixel indices, read with OpenCV (no Pillow needed).
+
+    OpenCV expands a palette PNG to colours, so each colour is mapped back to its index in
+    the file's ``PLTE`` table (the lowest index, should the table repeat a colour).
+    """
+    import cv2
 
     if not path.is_file():
         raise SampleError(f"mask missing ({path})")
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("P", "L"):
-                raise SampleError(f"palette mask must be a palette or greyscale PNG, got mode {im.mode} ({path})")
-            return np.asarray(im)
-    except (OSError, UnidentifiedImageError) as e:
-        raise SampleError(f"mask unreadable ({path}): {e}") from None
+    data = path.read_bytes()
+    depth, kind, palette = _png_header(data, path)
+    if not (kind == 3 or (kind == 0 and depth == 8)):
+        raise SampleError(
+            f"palette mask must be a palette or 8-bit greyscale PNG, not colour type {kind} depth {depth} ({path})"
+        )
+    buf = np.frombuffer(data, np.uint8)
+    if kind == 0:
+        grey = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            raise SampleError(f"mask unreadable ({path})")
+        return grey
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None or palette is None:
+        raise SampleError(f"mask unreadable ({path})" + ("" if bgr is None else ": no palette"))
+    keys = palette.astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
+    order = np.argsort(keys, kind="stable")  # stable: a repeated colour maps to its lowest index
+    uniq, first = np.unique(keys[order], return_index=True)
+    pix = bgr[..., ::-1].astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])
+    at = np.clip(np.searchsorted(uniq, pix), 0, len(uniq) - 1)
+    if not (uniq[at] == pix).all():
+        raise SampleError(f"mask unreadable ({path}): a pixel's colour is not in its palette")
+    return order[first][at].astype(np.uint8)
 
 
 def fit_mask(image: np.ndarray, labels: np.ndarray, path: Path) -> np.ndarray:
