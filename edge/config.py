@@ -213,6 +213,13 @@ class AnalysisConfig(_Strict):
         description="Live: parse the face on every Nth frame (at 30 FPS, 2 parses 15 times a second); on the frames "
         "between, the last parse is moved with the face's measured motion. 1 parses every frame.",
     )
+    settle_parses: int = Field(
+        4,
+        ge=0,
+        le=30,
+        description="Live: after a face is acquired, parse every frame this many times before carrying parses "
+        "between frames (each parse re-centres the crop; a carried parse of an unsettled crop shows its errors).",
+    )
     mouth_every: int = Field(
         2,
         ge=1,

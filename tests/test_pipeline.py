@@ -94,7 +94,8 @@ def test_frames_between_parses_carry_the_last_parse_with_the_face(fake_cfg):
     from edge.detectors.fake import FakeDetector
 
     parser = FakeParser(mouth=True)
-    an = Analyzer(parser, FakeDetector(fake_cfg.detector), fake_cfg.analysis)  # parse_every 2 by default
+    settled = fake_cfg.analysis.model_copy(update={"settle_parses": 0})  # parse_every 2 by default
+    an = Analyzer(parser, FakeDetector(fake_cfg.detector), settled)
     frame = synthetic_frame()
     first = an.analyze(frame, now=0.0)
     calls = parser.calls
@@ -110,12 +111,26 @@ def test_frames_between_parses_carry_the_last_parse_with_the_face(fake_cfg):
     assert parser.calls > calls and not third.times.carried  # the next frame is parsed again
 
 
+def test_a_new_face_is_parsed_every_frame_until_its_crop_settles(fake_cfg):
+    """Guards against carrying the first parses of a new customer, whose crop (from the detector's box)
+    is still being re-centred: each would be shown twice with its errors."""
+    from edge.detectors.fake import FakeDetector
+
+    cfg = fake_cfg.analysis.model_copy(update={"settle_parses": 3, "parse_every": 2})
+    an = Analyzer(FakeParser(), FakeDetector(fake_cfg.detector), cfg)
+    frame = synthetic_frame()
+    carried = [an.analyze(frame, now=i / 30).times.carried for i in range(8)]
+    assert carried == [False, False, False, True, False, True, False, True]
+    an.reset()  # the customer left; the next one settles again
+    assert not any(an.analyze(frame, now=1 + i / 30).times.carried for i in range(3))
+
+
 def test_a_frame_that_cannot_be_matched_is_parsed_instead(fake_cfg):
     """Guards against carrying stale masks over a frame that no longer shows the face (a cut, a jump)."""
     from edge.detectors.fake import FakeDetector
 
     parser = FakeParser(mouth=False)
-    an = Analyzer(parser, FakeDetector(fake_cfg.detector), fake_cfg.analysis)
+    an = Analyzer(parser, FakeDetector(fake_cfg.detector), fake_cfg.analysis.model_copy(update={"settle_parses": 0}))
     an.analyze(synthetic_frame(), now=0.0)
     calls = parser.calls
     flat = np.full_like(synthetic_frame(), 128)

@@ -140,6 +140,7 @@ class Analyzer:
         self._motion = FaceMotion()
         self._last: FaceAnalysis | None = None
         self._since_parse = 0
+        self._parses_since_acquire = 0
         self._since_mouth = 0
         self._mouth_view: tuple[MouthView, FaceBox] | None = None
         self._generation = 0
@@ -204,7 +205,8 @@ class Analyzer:
             self._idle_skip -= 1
             times.skipped = True
             return TrackResult(None, times)
-        if box is not None and not redetect and self._since_parse + 1 < self.cfg.parse_every:
+        settled = self._parses_since_acquire >= self.cfg.settle_parses
+        if box is not None and not redetect and settled and self._since_parse + 1 < self.cfg.parse_every:
             carried = self._carry(frame, times)
             if carried is not None:
                 return TrackResult(carried, times)
@@ -216,6 +218,7 @@ class Analyzer:
                 return TrackResult(None, times)
             if found is not None and box is None:
                 box, fresh = found, True
+                self._parses_since_acquire = 0
                 for f in self._filters:
                     f.reset()
         assert box is not None  # a tracked box, or the one just acquired
@@ -240,6 +243,7 @@ class Analyzer:
     def _remember(self, frame: np.ndarray, face: FaceAnalysis, times: StageTimes) -> None:
         """Keep a parsed face, and its patch, for the frames until the next parse."""
         self._since_parse = 0
+        self._parses_since_acquire += 1
         if self.cfg.parse_every <= 1:
             return
         t0 = time.monotonic()
