@@ -115,7 +115,7 @@ def count_on(pi: ca.Pi, cpu: str, args: argparse.Namespace) -> CostReport:
         "-D",
         f"/mnt/run/{logf.name}",
     ]
-    script = [f"{ca.VENV}/bin/python", "/mnt/src/benchmarks/pi_cost_stages.py", "--plan", f"/mnt/run/{plan.name}"]
+    script = [f"{ca.VENV}/bin/python", f"/mnt/src/{args.script}", "--plan", f"/mnt/run/{plan.name}"]
     script += ["--iterations", str(args.iterations), "--frames", str(args.frames)]
     if args.calibrate:
         script += ["--calibrate", "/mnt/run/calibration"]
@@ -191,6 +191,11 @@ def main() -> int:
     ap.add_argument("--cpus", nargs="+", choices=CPUS, default=list(CPUS), help="which Pis to emulate")
     ap.add_argument("--iterations", type=int, default=20, help="repetitions counted per stage")
     ap.add_argument("--frames", type=int, default=30, help="live frames counted")
+    ap.add_argument(
+        "--script",
+        default="benchmarks/pi_cost_stages.py",
+        help="the guest script (repo-relative; it takes --plan and marks its stages like pi_cost_stages.py)",
+    )
     ap.add_argument("--analysis", help="analysis config overrides for a what-if count, JSON: '{\"parse_every\": 1}'")
     args = ap.parse_args()
     if args.update and args.analysis:

@@ -280,6 +280,23 @@ class FaceMasks:
         self.frame_hw = (h, w)
         self.roi = self._roi(w, h)
         self._mouth: FaceMasks | None = None
+        self._offset = self._whole_pixel_offset()
+
+    def _whole_pixel_offset(self) -> tuple[int, int] | None:
+        """How many whole pixels this view sits from the first view of the same class map (None if not whole).
+
+        A parse carried between frames is moved by whole pixels (``edge.analysis.motion.moved``), so its
+        warped masks are the first view's, moved: they are reused instead of warped again.
+        """
+        if self._memo is None:
+            return None
+        ref = self._cache.setdefault("ref_out_to_img", self.out_to_img)
+        assert isinstance(ref, np.ndarray)
+        d = self.out_to_img[:, 2] - ref[:, 2]
+        whole = np.round(d)
+        if not np.allclose(self.out_to_img[:, :2], ref[:, :2], atol=1e-9) or not np.allclose(d, whole, atol=1e-6):
+            return None
+        return int(whole[0]), int(whole[1])
 
     def mouth(self) -> FaceMasks:
         """Masks in the face's zoomed mouth view when it has one (lips several times sharper), else these."""
@@ -372,6 +389,23 @@ class FaceMasks:
             shift: sample the map at (u + du, v + dv) class-map pixels, i.e. move it by -shift.
             scale: map pixels per class-map pixel.
         """
+        x0, y0, x1, y1 = rect
+        key = None
+        if self._offset is not None:
+            ox, oy = self._offset
+            key = f"warp:{id(mask)}:{x0 - ox},{y0 - oy},{x1 - ox},{y1 - oy}:{shift}:{scale}"
+            done = self._cache.get(key)
+            if done is not None:
+                return done[1]  # type: ignore[index]
+        out = self._warp(mask, rect, shift, scale)
+        if key is not None:
+            out.flags.writeable = False  # shared with the next frames that show this parse
+            self._cache[key] = (mask, out)  # holding the mask keeps its id from naming another array
+        return out
+
+    def _warp(
+        self, mask: np.ndarray, rect: tuple[int, int, int, int], shift: tuple[float, float], scale: float
+    ) -> np.ndarray:
         x0, y0, x1, y1 = rect
         m = self.out_to_img.copy()
         a = m[:, :2]
