@@ -66,6 +66,11 @@ class V4L2SourceConfig(_Strict):
     width: int = Field(640, ge=64, le=3840, description="Requested frame width.")
     height: int = Field(480, ge=64, le=2160, description="Requested frame height.")
     fps: float = Field(30.0, gt=0, le=240, description="Requested frame rate.")
+    pixel_format: Literal["YUYV", "MJPG", "auto"] = Field(
+        "YUYV",
+        description="Pixel format asked of the camera. YUYV: raw frames, no JPEG to decode on the Pi (USB 2.0 "
+        "carries 640x480 at 30 FPS); MJPG: for cameras that need it at larger sizes; auto: the driver's choice.",
+    )
 
 
 class PiCameraSourceConfig(_Strict):
@@ -227,7 +232,7 @@ class AnalysisConfig(_Strict):
         description="Live: run the mouth pass on every Nth parse; between, its last view moves with the face.",
     )
     tone_every: int = Field(
-        15, ge=1, le=300, description="Live: measure the skin tone on every Nth frame (it changes slowly)."
+        30, ge=1, le=300, description="Live: measure the skin tone on every Nth frame (it changes slowly)."
     )
     refine_mouth: bool = Field(
         True,

@@ -36,7 +36,7 @@ import numpy as np
 from edge.looks import resolve_look
 from edge.sources.base import SourceEnded
 from edge.stats import RateMeter, StageStats, StageSummary
-from edge.types import FaceAnalysis, SkinTone
+from edge.types import FaceAnalysis, MouthView, SkinTone
 
 if TYPE_CHECKING:
     from edge.analysis.tracker import MouthRequest
@@ -498,11 +498,12 @@ class LivePipeline:
             self.session.tone = self._tone_smoother.update(tone)
         req.face.tone = self.session.tone
 
-    def mouth_stage(self, req: MouthRequest) -> None:
+    def mouth_stage(self, req: MouthRequest) -> MouthView | None:
         """The mouth pass a parse asked for (with its own interpreter when it runs on its own thread)."""
         t0 = time.monotonic()
-        self.analyzer.run_mouth(req, self._mouth_parser)
+        view = self.analyzer.run_mouth(req, self._mouth_parser)
         self.stats.add("mouth", (time.monotonic() - t0) * 1e3)
+        return view
 
     def _forget_session(self) -> None:
         with self._lock:
@@ -513,8 +514,7 @@ class LivePipeline:
         """Run every stage on one frame in turn and publish it; returns the JPEG."""
         job = self.analysis_stage(frame, t_captured)
         if job.mouth is not None and job.face is not None:
-            self.mouth_stage(job.mouth)
-            job.face.mouth = self.analyzer.carried_mouth(job.face.box)
+            job.face.mouth = self.mouth_stage(job.mouth) or job.face.mouth
         if job.tone is not None:
             self.tone_stage(job.tone)
         return self.encode_stage(self.render_stage(job))

@@ -164,9 +164,11 @@ def test_stage_script_runs_natively_and_plans_every_stage(tmp_path):
     names = [s["name"] for s in json.loads(plan.read_text())["stages"]]
     for want in ("camera decode (MJPEG 640x480)", "parser inference", "mouth pass", "tone", "JPEG encode"):
         assert want in names
-    assert sum(n.startswith("layer ") for n in names) == 6
-    for stage in ("camera decode", "analysis stage", "render stage", "encode stage"):
-        assert stage in names
+    assert sum(n.startswith("layer ") for n in names) == 12  # six layers, on a parsed frame and between parses
+    groups = {s["name"]: s["group"] for s in json.loads(plan.read_text())["stages"]}
+    for stage in ("camera (YUYV)", "analysis stage", "render stage", "encode stage"):
+        assert groups[stage] == "live"
+    assert groups["mouth stage"] == groups["tone stage"] == "side"
     live = json.loads(plan.read_text())["live"]
     assert live["frames"] == 2 and live["parses"] >= 1
 

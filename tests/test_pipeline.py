@@ -249,7 +249,7 @@ def test_a_mouth_pass_that_finishes_after_the_track_was_lost_is_dropped(fake_cfg
     req = an.pending_mouth
     assert face is not None and req is not None and face.mouth is None  # the first pass is not done yet
     an.reset()
-    assert an.run_mouth(req) is None and an.carried_mouth(face.box) is None
+    assert an.run_mouth(req) is None and an.carried_mouth(req.lips) is None
 
 
 def test_a_busy_stage_drops_stale_frames_and_counts_them():
@@ -363,3 +363,29 @@ def test_split_view_and_before_belong_to_the_customer(fake_cfg):
     now[0] = 10.0  # the face comes back after reset_after_s: a new customer
     m.step(synthetic_frame())
     assert m.snapshot().session.compare == "off"
+
+
+@pytest.mark.parametrize(("fmt", "fourcc"), [("YUYV", "YUYV"), ("MJPG", "MJPG"), ("auto", None)])
+def test_usb_camera_is_asked_for_the_configured_pixel_format(monkeypatch, fmt, fourcc):
+    """Guards against a USB camera left on MJPEG (a JPEG decode per frame on the Pi) when raw frames were asked for."""
+    from edge.config import V4L2SourceConfig
+    from edge.sources.v4l2 import V4L2Source
+
+    asked: dict[int, float] = {}
+
+    class FakeCapture:
+        def __init__(self, *a):
+            pass
+
+        def isOpened(self):
+            return True
+
+        def set(self, prop, value):
+            asked[prop] = value
+            return True
+
+    monkeypatch.setattr(cv2, "VideoCapture", FakeCapture)
+    V4L2Source(V4L2SourceConfig(pixel_format=fmt)).open()
+    want = None if fourcc is None else cv2.VideoWriter_fourcc(*fourcc)
+    assert asked.get(cv2.CAP_PROP_FOURCC) == want
+    assert asked[cv2.CAP_PROP_FRAME_WIDTH] == 640

@@ -107,6 +107,9 @@ class MouthRequest(NamedTuple):
     frame: np.ndarray
     box: FaceBox
     centre: tuple[float, float]
+    """Where the mouth crop is centred (smoothed like the face box)."""
+    lips: tuple[float, float]
+    """Where the face's parse saw the lips (unsmoothed): later parses move the view by how far these moved."""
     crop: MouthCrop
     generation: int
     """The track it belongs to: a pass that finishes after the track was lost is dropped."""
@@ -142,7 +145,7 @@ class Analyzer:
         self._since_parse = 0
         self._parses_since_acquire = 0
         self._since_mouth = 0
-        self._mouth_view: tuple[MouthView, FaceBox] | None = None
+        self._mouth_view: tuple[MouthView, tuple[float, float]] | None = None
         self._generation = 0
         self.pending_mouth: MouthRequest | None = None
         """A mouth pass the last parse asked for, when ``defer_mouth``: the caller runs it (``run_mouth``)."""
@@ -303,25 +306,25 @@ class Analyzer:
             self._since_mouth = 0
             # The crop's placement is filtered like the face box, so the EMA blends aligned maps.
             centre = (self._mouth_filters[0](target.centre[0], now), self._mouth_filters[1](target.centre[1], now))
-            req = MouthRequest(frame, box, centre, target.crop, self._generation)
+            req = MouthRequest(frame, box, centre, target.centre, target.crop, self._generation)
             if self.defer_mouth:
                 self.pending_mouth = req
             else:
-                self.run_mouth(req)
+                view = self.run_mouth(req)
                 times.mouth = (time.monotonic() - t0) * 1e3
-                return self._mouth_view[0] if self._mouth_view else None
+                return view
         else:
             self._since_mouth += 1
         times.post += (time.monotonic() - t0) * 1e3
-        return self.carried_mouth(box)
+        return self.carried_mouth(target.centre)
 
-    def carried_mouth(self, box: FaceBox) -> MouthView | None:
-        """The last mouth view, moved as far as the face box moved since its pass."""
+    def carried_mouth(self, lips: tuple[float, float]) -> MouthView | None:
+        """The last mouth view, moved as far as the lips (as the face's parse sees them) moved since its pass."""
         got = self._mouth_view
         if got is None:
             return None
         last, at = got
-        return last if at == box else moved_view(last, box.cx - at.cx, box.cy - at.cy)
+        return last if at == lips else moved_view(last, lips[0] - at[0], lips[1] - at[1])
 
     def run_mouth(self, req: MouthRequest, parser: Parser | None = None) -> MouthView | None:
         """Run a mouth pass (with ``parser``: another interpreter, for another thread); it becomes the last view.
@@ -338,5 +341,5 @@ class Analyzer:
             view.probs = a * view.probs + (1 - a) * prev
         self._mouth_probs = view.probs
         view = shared.settle_mouth(view)
-        self._mouth_view = (view, req.box)
+        self._mouth_view = (view, req.lips)
         return view

@@ -14,6 +14,11 @@ def list_cameras(max_index: int = 8) -> list[str]:
     return sorted(str(p) for p in Path("/dev").glob("video*"))[:max_index]
 
 
+def fourcc(code: str) -> int:
+    """V4L2's four-character pixel format code as one integer (what cv2.VideoWriter_fourcc makes)."""
+    return sum(ord(c) << (8 * i) for i, c in enumerate(code))
+
+
 class V4L2Source(OpenCVCapture):
     """Opens the device with the requested size and rate; the driver paces reads."""
 
@@ -31,6 +36,8 @@ class V4L2Source(OpenCVCapture):
         cap = cv2.VideoCapture(target, cv2.CAP_V4L2)
         if not cap.isOpened():
             raise SourceError(f"camera {dev} cannot be opened (absent, busy or no permission)")
+        if self.cfg.pixel_format != "auto":  # asked before the size: some drivers offer sizes per format
+            cap.set(cv2.CAP_PROP_FOURCC, fourcc(self.cfg.pixel_format))
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.cfg.width)
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.cfg.height)
         cap.set(cv2.CAP_PROP_FPS, self.cfg.fps)
