@@ -98,6 +98,26 @@ def test_mouth_pass_runs_on_every_second_parse_and_its_view_follows_the_face():
     assert np.all(np.abs(moved_by) < 0.05 * 200)  # the face (200 px) holds still: the view barely moves
 
 
+def test_between_mouth_passes_the_view_moves_with_the_face():
+    """Guards against lips painted where they were two parses ago on a face that moved since."""
+    cfg = _cfg(parse_every=2, settle_parses=0, mouth_every=2)
+    parser = FakeParser(mouth=True)
+    an = Analyzer(parser, FakeDetector(cfg.detector), cfg.analysis)
+    frame = synthetic_frame()
+    step = (6, 4)
+    views = []
+    for i in range(5):  # parse (pass), carry, parse (no pass), carry, parse (pass)
+        moved_frame = np.roll(frame, (step[1] * i, step[0] * i), axis=(0, 1))
+        face, times = an.analyze(moved_frame, now=i / 30)
+        assert face is not None and face.mouth is not None
+        views.append((face.mouth, times.carried))
+    assert [c for _, c in views] == [False, True, False, True, False]
+    origin = [v.output_to_image()[:, 2] for v, _ in views]
+    assert views[2][0].probs is views[0][0].probs  # no pass on the second parse
+    assert origin[2] - origin[0] == pytest.approx([2 * step[0], 2 * step[1]], abs=1.0)
+    assert origin[3] - origin[0] == pytest.approx([3 * step[0], 3 * step[1]], abs=1.0)
+
+
 def test_mouth_view_wins_in_the_middle_and_fades_at_its_edge():
     """Guards against a visible seam: the mouth view must decide near the lips and hand over smoothly."""
     w = mouth_window(64)

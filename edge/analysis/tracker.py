@@ -315,8 +315,20 @@ class Analyzer:
                 return view
         else:
             self._since_mouth += 1
+        view = self._follow_mouth(frame, target.centre)
         times.post += (time.monotonic() - t0) * 1e3
-        return self.carried_mouth(target.centre)
+        return view
+
+    def _follow_mouth(self, frame: np.ndarray, lips: tuple[float, float]) -> MouthView | None:
+        """A parse without a mouth pass: the last view moved as far as the face moved since the last parse
+        (the motion measure the frames between parses use), else as far as the parse's lips moved."""
+        got = self._mouth_view
+        d = self._motion.shift(frame) if got is not None and self.cfg.parse_every > 1 else None
+        if got is None or d is None:
+            return self.carried_mouth(lips)
+        view = moved_view(got[0], float(round(d[0])), float(round(d[1])))  # whole pixels, as moved()
+        self._mouth_view = (view, lips)
+        return view
 
     def carried_mouth(self, lips: tuple[float, float]) -> MouthView | None:
         """The last mouth view, moved as far as the lips (as the face's parse sees them) moved since its pass."""
