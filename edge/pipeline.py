@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,28 +122,33 @@ class RenderOptions:
 
 
 class Mailbox(Generic[T]):
-    """A one-item hand-over between two threads: ``put`` replaces an unread item and counts the drop."""
+    """A bounded hand-over between two threads: when full, ``offer`` drops the oldest item and counts it.
 
-    def __init__(self) -> None:
+    Depth 1 is "freshest frame wins". Depth 2 lets a stage whose cost alternates (a parsed frame,
+    then a cheap carried one) catch up on the cheap frame instead of dropping one after the dear one.
+    """
+
+    def __init__(self, depth: int = 1) -> None:
         self._cond = threading.Condition()
-        self._item: T | None = None
+        self._items: deque[T] = deque()
+        self.depth = depth
         self.dropped = 0
 
     def offer(self, item: T) -> None:
-        """Hand over an item (the freshest wins)."""
+        """Hand over an item (the oldest unread one goes when the box is full)."""
         with self._cond:
-            if self._item is not None:
+            if len(self._items) >= self.depth:
+                self._items.popleft()
                 self.dropped += 1
-            self._item = item
+            self._items.append(item)
             self._cond.notify()
 
     def take(self, timeout: float) -> T | None:
-        """The newest unread item, waiting up to ``timeout`` seconds."""
+        """The oldest unread item, waiting up to ``timeout`` seconds; None if none came."""
         with self._cond:
-            if self._item is None:
+            if not self._items:
                 self._cond.wait(timeout)
-            got, self._item = self._item, None
-            return got
+            return self._items.popleft() if self._items else None
 
 
 class FrameSlot(Mailbox[Captured]):
@@ -330,8 +336,10 @@ class LivePipeline:
         # Set by the daemon: whether its HTTP server answers (the watchdog is fed only then too).
         self.server_alive: Callable[[], bool] | None = None
         self.clock = clock
-        self.slot = FrameSlot()
-        self._jobs: Mailbox[AnalysedFrame] = Mailbox()
+        # Two frames deep before the analysis and the render, whose cost alternates between parsed and
+        # carried frames; one before the encode and the side stages (the freshest wins).
+        self.slot = FrameSlot(depth=2 if cfg.render.pipelined else 1)
+        self._jobs: Mailbox[AnalysedFrame] = Mailbox(depth=2)
         self._rendered: Mailbox[RenderedFrame] = Mailbox()
         self._mouth_jobs: Mailbox[MouthRequest] = Mailbox()
         self._tone_jobs: Mailbox[ToneRequest] = Mailbox()

@@ -261,6 +261,10 @@ def test_a_busy_stage_drops_stale_frames_and_counts_them():
         box.offer(i)
     assert box.take(0.01) == 4 and box.dropped == 4
     assert box.take(0.01) is None
+    two: Mailbox[int] = Mailbox(depth=2)  # a stage that alternates dear and cheap frames catches up
+    for i in range(5):
+        two.offer(i)
+    assert [two.take(0.01), two.take(0.01), two.take(0.01)] == [3, 4, None] and two.dropped == 3
 
 
 def test_camera_failure_is_survived_and_recovered(fake_cfg):
