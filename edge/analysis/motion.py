@@ -102,3 +102,30 @@ def moved(face: FaceAnalysis, dx: float, dy: float) -> FaceAnalysis:
     return dataclasses.replace(
         face, box=box, crop_matrix=_moved_matrix(face.crop_matrix, dx, dy), mouth=mouth, extras=dict(face.extras)
     )
+
+
+def align_probs(prev: np.ndarray, prev_out_to_img: np.ndarray, out_to_img: np.ndarray) -> np.ndarray:
+    """Class probabilities of an earlier class map resampled into this one's pixels (same image place).
+
+    Both maps are placed in the image by their output -> image affines; with the earlier one already
+    moved as far as the face moved, the blend of the two is a blend of the same face's pixels.
+    """
+    import cv2
+
+    from edge.contract import invert_affine
+
+    # This map's output pixel -> image -> the earlier map's output pixel.
+    back = invert_affine(prev_out_to_img)
+    m = back[:, :2] @ out_to_img[:, :2]
+    t = back[:, :2] @ out_to_img[:, 2] + back[:, 2]
+    dst_to_src = np.hstack([m, t[:, None]])
+    size = (prev.shape[1], prev.shape[0])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    # OpenCV warps at most four channels at a time.
+    parts = [
+        cv2.warpAffine(
+            np.ascontiguousarray(prev[..., i : i + 4]), dst_to_src, size, flags=flags, borderMode=cv2.BORDER_REPLICATE
+        )
+        for i in range(0, prev.shape[-1], 4)
+    ]
+    return np.dstack([p if p.ndim == 3 else p[..., None] for p in parts])

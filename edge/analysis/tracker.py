@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 import edge.analysis.parse as shared
-from edge.analysis.motion import FaceMotion, moved, moved_view
+from edge.analysis.motion import FaceMotion, align_probs, moved, moved_view
 from edge.contract import CropGeometry, FaceBox, MouthCrop
 from edge.detectors import Detector, primary_face
-from edge.types import FaceAnalysis, MouthView
+from edge.types import FaceAnalysis, MouthView, output_to_image
 
 if TYPE_CHECKING:
     from edge.config import AnalysisConfig
@@ -136,6 +136,8 @@ class Analyzer:
         self._box: FaceBox | None = None
         self._probs: np.ndarray | None = None
         self._mouth_probs: np.ndarray | None = None
+        self._probs_at: np.ndarray | None = None  # output -> image affine of the smoothed face map
+        self._shift: tuple[float, float] | None = None  # the face's motion since the last parse, this parse
         self._filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(4)]
         self._mouth_filters = [OneEuro(cfg.smooth_min_cutoff, cfg.smooth_beta) for _ in range(2)]
         self._since_detect = 0
@@ -172,6 +174,7 @@ class Analyzer:
         """Drop the track."""
         self._box = None
         self._probs = None
+        self._probs_at = None
         self._mouth_probs = None
         self._last = None
         self._mouth_view = None
@@ -226,6 +229,7 @@ class Analyzer:
                     f.reset()
         assert box is not None  # a tracked box, or the one just acquired
         self._since_detect += 1
+        self._shift = self._parse_shift(frame, times) if not fresh else None
         parsed = self._parse(frame, box, times)
         if parsed is None and not fresh:
             log.debug("track lost at %s: re-acquiring within the frame", box)
@@ -272,8 +276,30 @@ class Analyzer:
         times.carried = True
         return face
 
+    def _parse_shift(self, frame: np.ndarray, times: StageTimes) -> tuple[float, float] | None:
+        """How far the face moved since the last parse (None when not measured: parsing every frame)."""
+        if self.cfg.parse_every <= 1:
+            return None
+        t0 = time.monotonic()
+        d = self._motion.shift(frame)
+        times.carry += (time.monotonic() - t0) * 1e3
+        return None if d is None else (float(round(d[0])), float(round(d[1])))
+
+    def _smoothed(self, crop: shared.CropParse) -> np.ndarray:
+        """The new class map blended with the last one (EMA); the last one first moved with the face when
+        its motion was measured, so the blend mixes the same face pixels, not the same crop pixels."""
+        prev, a = self._probs, self.cfg.mask_ema
+        if prev is None:
+            return crop.probs
+        d = self._shift
+        if d is not None and self._probs_at is not None:
+            at = self._probs_at.copy()
+            at[:, 2] += d
+            prev = align_probs(prev, at, output_to_image(crop.crop_matrix, crop.input_size // len(crop.probs)))
+        return a * crop.probs + (1 - a) * prev
+
     def _parse(self, frame: np.ndarray, box: FaceBox, times: StageTimes) -> shared.ParsedFace | None:
-        """The shared parse step, with the class probabilities smoothed in crop space."""
+        """The shared parse step, with the class probabilities smoothed (see ``_smoothed``)."""
         crop = shared.parse_crop(self.parser, frame, box, self.geometry)
         times.crop += crop.crop_ms
         times.infer += crop.infer_ms
@@ -281,9 +307,9 @@ class Analyzer:
         if crop.face < self.cfg.face_threshold:
             times.post += (time.monotonic() - t0) * 1e3
             return None
-        a = self.cfg.mask_ema
-        probs = crop.probs if self._probs is None else a * crop.probs + (1 - a) * self._probs
+        probs = self._smoothed(crop)
         self._probs = probs
+        self._probs_at = output_to_image(crop.crop_matrix, crop.input_size // len(crop.probs))
         # The class map's face box is the contract's face box; it gives the next frame's crop.
         parsed = shared.read_face(crop, shared.keep_one_mouth(probs), self.cfg.min_face_pixels)
         times.post += (time.monotonic() - t0) * 1e3
@@ -304,6 +330,7 @@ class Analyzer:
             return None
         if self._mouth_view is None or self._since_mouth + 1 >= self.cfg.mouth_every:
             self._since_mouth = 0
+            self._follow_mouth(target.centre)  # the last view, where the face is now: the pass blends with it
             # The crop's placement is filtered like the face box, so the EMA blends aligned maps.
             centre = (self._mouth_filters[0](target.centre[0], now), self._mouth_filters[1](target.centre[1], now))
             req = MouthRequest(frame, box, centre, target.centre, target.crop, self._generation)
@@ -315,18 +342,17 @@ class Analyzer:
                 return view
         else:
             self._since_mouth += 1
-        view = self._follow_mouth(frame, target.centre)
+        view = self._follow_mouth(target.centre)
         times.post += (time.monotonic() - t0) * 1e3
         return view
 
-    def _follow_mouth(self, frame: np.ndarray, lips: tuple[float, float]) -> MouthView | None:
-        """A parse without a mouth pass: the last view moved as far as the face moved since the last parse
-        (the motion measure the frames between parses use), else as far as the parse's lips moved."""
-        got = self._mouth_view
-        d = self._motion.shift(frame) if got is not None and self.cfg.parse_every > 1 else None
+    def _follow_mouth(self, lips: tuple[float, float]) -> MouthView | None:
+        """The last mouth view, moved as far as the face moved since the last parse (as the frames between
+        parses are), else as far as the parse's lips moved; it stays where it is moved to."""
+        got, d = self._mouth_view, self._shift
         if got is None or d is None:
             return self.carried_mouth(lips)
-        view = moved_view(got[0], float(round(d[0])), float(round(d[1])))  # whole pixels, as moved()
+        view = moved_view(got[0], *d)
         self._mouth_view = (view, lips)
         return view
 
@@ -347,9 +373,11 @@ class Analyzer:
         if req.generation != self._generation:
             return None
         # The mouth crop follows the lips, so its class map is smoothed in its own space, like the face's.
-        prev = self._mouth_probs
+        prev, last = self._mouth_probs, self._mouth_view
         if prev is not None and prev.shape == view.probs.shape:
             a = self.cfg.mask_ema
+            if self.cfg.parse_every > 1 and last is not None:  # the last view was moved with the face
+                prev = align_probs(prev, last[0].output_to_image(), view.output_to_image())
             view.probs = a * view.probs + (1 - a) * prev
         self._mouth_probs = view.probs
         view = shared.settle_mouth(view)
