@@ -331,8 +331,11 @@ class Analyzer:
         if self._mouth_view is None or self._since_mouth + 1 >= self.cfg.mouth_every:
             self._since_mouth = 0
             self._follow_mouth(target.centre)  # the last view, where the face is now: the pass blends with it
-            # The crop's placement is filtered like the face box, so the EMA blends aligned maps.
+            # The crop's placement is filtered like the face box, so a crop-space EMA blends aligned maps;
+            # when parses are spaced (the blend is aligned by the face's motion) the crop goes where the lips are.
             centre = (self._mouth_filters[0](target.centre[0], now), self._mouth_filters[1](target.centre[1], now))
+            if self.cfg.parse_every > 1:
+                centre = target.centre
             req = MouthRequest(frame, box, centre, target.centre, target.crop, self._generation)
             if self.defer_mouth:
                 self.pending_mouth = req
