@@ -329,3 +329,19 @@ def test_a_mouth_view_keeps_the_lips_it_is_centred_on():
     lab = keep_one_mouth(p, face=False).argmax(-1)
     assert (lab[54:60, 10:54] == CLASS_ID["skin"]).all()
     assert (lab[31:35, 20:44] == CLASS_ID["lower_lip"]).all()
+
+
+def test_a_deferred_mouth_pass_does_not_move_the_last_view_twice():
+    """Guards against the last mouth view drifting away from the lips by one face motion per pass when the
+    pass runs elsewhere (the pipeline's mouth stage): it must move exactly as far as the face moved."""
+    cfg = _cfg(parse_every=2, settle_parses=0, mouth_every=1)
+    an = Analyzer(FakeParser(mouth=True), FakeDetector(cfg.detector), cfg.analysis)
+    an.defer_mouth = True
+    frame = synthetic_frame()
+    first, _ = an.analyze(frame, now=0.0)
+    first_view = an.run_mouth(an.pending_mouth)
+    an.analyze(np.roll(frame, 5, axis=1), now=1 / 30)  # carried
+    third, _ = an.analyze(np.roll(frame, 10, axis=1), now=2 / 30)  # parsed: a pass is asked for again
+    assert an.pending_mouth is not None and third.mouth is not None
+    moved_by = third.mouth.output_to_image()[:, 2] - first_view.output_to_image()[:, 2]
+    assert moved_by == pytest.approx([10, 0], abs=1.5)  # not 20: moved once per parse

@@ -328,9 +328,10 @@ class Analyzer:
             for f in self._mouth_filters:
                 f.reset()
             return None
+        # The last view, where the face is now (shown until a new pass lands; a new pass blends with it).
+        view = self._follow_mouth(target.centre)
         if self._mouth_view is None or self._since_mouth + 1 >= self.cfg.mouth_every:
             self._since_mouth = 0
-            self._follow_mouth(target.centre)  # the last view, where the face is now: the pass blends with it
             # The crop's placement is filtered like the face box, so a crop-space EMA blends aligned maps;
             # when parses are spaced (the blend is aligned by the face's motion) the crop goes where the lips are.
             centre = (self._mouth_filters[0](target.centre[0], now), self._mouth_filters[1](target.centre[1], now))
@@ -345,7 +346,6 @@ class Analyzer:
                 return view
         else:
             self._since_mouth += 1
-        view = self._follow_mouth(target.centre)
         times.post += (time.monotonic() - t0) * 1e3
         return view
 
