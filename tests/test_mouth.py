@@ -338,7 +338,7 @@ def test_a_deferred_mouth_pass_does_not_move_the_last_view_twice():
     an = Analyzer(FakeParser(mouth=True), FakeDetector(cfg.detector), cfg.analysis)
     an.defer_mouth = True
     frame = synthetic_frame()
-    first, _ = an.analyze(frame, now=0.0)
+    an.analyze(frame, now=0.0)
     first_view = an.run_mouth(an.pending_mouth)
     an.analyze(np.roll(frame, 5, axis=1), now=1 / 30)  # carried
     third, _ = an.analyze(np.roll(frame, 10, axis=1), now=2 / 30)  # parsed: a pass is asked for again
