@@ -189,6 +189,9 @@ def measure_frames(plan: Plan, env: dict[str, Any], frames: int) -> dict[str, in
     ids = {name: plan.begin(name, "live", frames) for name in chain}
     # The side stages run on their own threads, off the frame's path to the screen.
     ids.update({name: plan.begin(name, "side", frames) for name in ("mouth stage", "tone stage")})
+    # The render stage again, split by the frame's kind (their units are set after the loop).
+    split = {k: plan.begin(f"render stage, {k} frames", "stage", 0) for k in ("parsed", "carried")}
+    kinds = {"parsed": 0, "carried": 0}
     p.stats.reset()  # its counts below are this loop's parses and mouth passes (its window holds 600)
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
@@ -207,8 +210,14 @@ def measure_frames(plan: Plan, env: dict[str, Any], frames: int) -> dict[str, in
         if view:
             job.face.mouth = view
         timed("tone stage", lambda job=job: job.tone and p.tone_stage(job.tone))
+        kind = "carried" if p.analyzer._since_parse else "parsed"
+        kinds[kind] += 1
+        mark(2 * split[kind])
         done = timed("render stage", lambda job=job: p.render_stage(job))
+        mark(2 * split[kind] + 1)
         timed("encode stage", lambda done=done: p.encode_stage(done))
+    for k, i in split.items():
+        plan.stages[i]["units"] = kinds[k]
     summary = p.stats.summary()
     return {
         "frames": frames,
