@@ -218,13 +218,13 @@ def test_builtin_looks():
 
 def test_a_carried_parse_renders_as_if_painted_afresh_and_reuses_its_warps(scene, monkeypatch):
     """Guards against the renderer's reuse of a parse's masks (the frames between two parses) painting
-    anything other than what a fresh render of the moved face paints, or warping the masks again."""
+    anything other than a fresh render of the face moved to the nearest whole pixel, or warping again."""
     from edge.analysis.motion import moved
 
     frame, face, _ = scene
     look = builtin_looks()["evening"]
     shifted = np.roll(frame, (-3, 7), axis=(0, 1))
-    carried = moved(face, 7.2, -2.9)  # whole pixels: (7, -3)
+    carried = moved(face, 7.2, -2.9)  # painted snapped to whole pixels: (7, -3)
     warm = Renderer()
     warm.render(frame, face, look)
     calls = []
@@ -232,7 +232,7 @@ def test_a_carried_parse_renders_as_if_painted_afresh_and_reuses_its_warps(scene
     monkeypatch.setattr(cv2, "warpAffine", lambda *a, **k: calls.append(1) or real(*a, **k))
     reused = warm.render(shifted, carried, look)
     monkeypatch.setattr(cv2, "warpAffine", real)
-    fresh = Renderer().render(shifted, carried, look)
+    fresh = Renderer().render(shifted, moved(face, 7.0, -3.0), look)
     assert np.array_equal(reused, fresh)
     assert not np.array_equal(reused, shifted)  # the look was painted
     assert len(calls) <= 2, f"{len(calls)} masks warped again"  # only what depends on the frame's pixels

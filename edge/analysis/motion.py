@@ -94,9 +94,8 @@ def moved_view(view: MouthView, dx: float, dy: float) -> MouthView:
 
 
 def moved(face: FaceAnalysis, dx: float, dy: float) -> FaceAnalysis:
-    """The analysis of ``face`` moved by (dx, dy) rounded to whole image pixels: the same class maps, placed
-    where the face is now. Whole pixels, so the renderer reuses the masks it warped for the parse."""
-    dx, dy = float(round(dx)), float(round(dy))
+    """The analysis of ``face`` moved by (dx, dy) image pixels: the same class maps, placed where the face
+    is now (the renderer snaps a moved copy to whole pixels and reuses the masks it warped for the parse)."""
     box = FaceBox(face.box.cx + dx, face.box.cy + dy, face.box.size, face.box.angle_deg)
     mouth = None if face.mouth is None else moved_view(face.mouth, dx, dy)
     return dataclasses.replace(

@@ -283,7 +283,7 @@ class Analyzer:
         t0 = time.monotonic()
         d = self._motion.shift(frame)
         times.carry += (time.monotonic() - t0) * 1e3
-        return None if d is None else (float(round(d[0])), float(round(d[1])))
+        return d
 
     def _smoothed(self, crop: shared.CropParse) -> np.ndarray:
         """The new class map blended with the last one (EMA); the last one first moved with the face when

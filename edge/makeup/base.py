@@ -276,26 +276,28 @@ class FaceMasks:
             self._cache["planes"] = np.ascontiguousarray(probs.transpose(2, 0, 1))
         self.planes: np.ndarray = self._cache["planes"]  # type: ignore[assignment]
         self.out_to_img = face.output_to_image()
+        self._offset = self._whole_pixel_offset()
         h, w = frame_shape[:2]
         self.frame_hw = (h, w)
         self.roi = self._roi(w, h)
         self._mouth: FaceMasks | None = None
-        self._offset = self._whole_pixel_offset()
 
     def _whole_pixel_offset(self) -> tuple[int, int] | None:
-        """How many whole pixels this view sits from the first view of the same class map (None if not whole).
+        """Whole pixels this view sits from the first view of the same class map (None: not a moved copy).
 
-        A parse carried between frames is moved by whole pixels (``edge.analysis.motion.moved``), so its
-        warped masks are the first view's, moved: they are reused instead of warped again.
+        A parse carried between frames (``edge.analysis.motion.moved``) is the same class map moved.
+        Its placement is snapped to whole pixels from the first view's (at most half a pixel on
+        screen), so the masks warped for that view are reused, moved, instead of warped again.
         """
         if self._memo is None:
             return None
         ref = self._cache.setdefault("ref_out_to_img", self.out_to_img)
         assert isinstance(ref, np.ndarray)
-        d = self.out_to_img[:, 2] - ref[:, 2]
-        whole = np.round(d)
-        if not np.allclose(self.out_to_img[:, :2], ref[:, :2], atol=1e-9) or not np.allclose(d, whole, atol=1e-6):
+        if not np.allclose(self.out_to_img[:, :2], ref[:, :2], atol=1e-9):
             return None
+        whole = np.round(self.out_to_img[:, 2] - ref[:, 2])
+        self.out_to_img = ref.copy()
+        self.out_to_img[:, 2] += whole
         return int(whole[0]), int(whole[1])
 
     def mouth(self) -> FaceMasks:
