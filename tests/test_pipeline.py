@@ -398,14 +398,20 @@ def test_usb_camera_is_asked_for_the_configured_pixel_format(monkeypatch, fmt, f
 def test_the_last_parse_is_blended_where_the_face_is_now():
     """Guards against the temporal blend mixing a moved face's old pixels into the wrong place (a smear
     the size of the motion): aligning the earlier map by the face's motion must move its content."""
-    from edge.analysis.motion import align_probs
+    from edge.analysis.motion import align_probs, blend_aligned
 
     prev = np.zeros((64, 64, 11), np.float32)
     prev[20:30, 10:20, 3] = 1.0
     at = np.array([[2.0, 0.0, 100.0], [0.0, 2.0, 50.0]])  # output pixel -> image (stride 2)
-    assert np.array_equal(align_probs(prev, at, at), prev)
+    same, covered = align_probs(prev, at, at)
+    assert np.array_equal(same, prev) and covered.min() == 1.0
     here = at.copy()
     here[:, 2] += (8.0, -4.0)  # this map sits 8 px right and 4 px up of the last one in the image
-    aligned = align_probs(prev, at, here)
+    aligned, covered = align_probs(prev, at, here)
     assert np.array_equal(aligned[22:32, 6:16, 3], np.ones((10, 10)))  # 4 output px left, 2 down
     assert aligned[..., 3].sum() == pytest.approx(100.0)
+    # The strip the motion uncovered (right 4 columns, top 2 rows) is not blended: the new map alone.
+    assert covered[:, -4:].max() == 0.0 and covered[:2].max() == 0.0 and covered[10:50, 10:50].min() == 1.0
+    new = np.full_like(prev, 0.5)
+    blended = blend_aligned(new, aligned, covered, 0.5)
+    assert np.all(blended[:, -4:] == 0.5) and blended[25, 10, 3] == pytest.approx(0.75)

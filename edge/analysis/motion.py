@@ -103,11 +103,15 @@ def moved(face: FaceAnalysis, dx: float, dy: float) -> FaceAnalysis:
     )
 
 
-def align_probs(prev: np.ndarray, prev_out_to_img: np.ndarray, out_to_img: np.ndarray) -> np.ndarray:
+def align_probs(prev: np.ndarray, prev_out_to_img: np.ndarray, out_to_img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities of an earlier class map resampled into this one's pixels (same image place).
 
     Both maps are placed in the image by their output -> image affines; with the earlier one already
     moved as far as the face moved, the blend of the two is a blend of the same face's pixels.
+
+    Returns:
+        The resampled map, and (S, S) float32 coverage: 1 where the earlier map saw the pixel, 0 where
+        it did not (the strip the motion uncovered; blend nothing in there).
     """
     import cv2
 
@@ -120,11 +124,17 @@ def align_probs(prev: np.ndarray, prev_out_to_img: np.ndarray, out_to_img: np.nd
     dst_to_src = np.hstack([m, t[:, None]])
     size = (prev.shape[1], prev.shape[0])
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    # OpenCV warps at most four channels at a time.
+    # A coverage plane rides along, and OpenCV warps at most four channels at a time.
+    planes = np.concatenate([prev, np.ones((*prev.shape[:2], 1), prev.dtype)], axis=-1)
     parts = [
-        cv2.warpAffine(
-            np.ascontiguousarray(prev[..., i : i + 4]), dst_to_src, size, flags=flags, borderMode=cv2.BORDER_REPLICATE
-        )
-        for i in range(0, prev.shape[-1], 4)
+        cv2.warpAffine(np.ascontiguousarray(planes[..., i : i + 4]), dst_to_src, size, flags=flags, borderValue=0)
+        for i in range(0, planes.shape[-1], 4)
     ]
-    return np.dstack([p if p.ndim == 3 else p[..., None] for p in parts])
+    out = np.dstack([p if p.ndim == 3 else p[..., None] for p in parts])
+    return out[..., :-1], out[..., -1]
+
+
+def blend_aligned(new: np.ndarray, prev: np.ndarray, covered: np.ndarray, weight_new: float) -> np.ndarray:
+    """The EMA of a new class map and an aligned earlier one; the new one alone where the earlier did not reach."""
+    keep = (np.float32(1.0 - weight_new) * covered)[..., None]
+    return new + keep * (prev - new)

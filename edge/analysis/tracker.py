@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 import edge.analysis.parse as shared
-from edge.analysis.motion import FaceMotion, align_probs, moved, moved_view
+from edge.analysis.motion import FaceMotion, align_probs, blend_aligned, moved, moved_view
 from edge.contract import CropGeometry, FaceBox, MouthCrop
 from edge.detectors import Detector, primary_face
 from edge.types import FaceAnalysis, MouthView, output_to_image
@@ -295,7 +295,8 @@ class Analyzer:
         if d is not None and self._probs_at is not None:
             at = self._probs_at.copy()
             at[:, 2] += d
-            prev = align_probs(prev, at, output_to_image(crop.crop_matrix, crop.input_size // len(crop.probs)))
+            here = output_to_image(crop.crop_matrix, crop.input_size // len(crop.probs))
+            return blend_aligned(crop.probs, *align_probs(prev, at, here), a)
         return a * crop.probs + (1 - a) * prev
 
     def _parse(self, frame: np.ndarray, box: FaceBox, times: StageTimes) -> shared.ParsedFace | None:
@@ -380,8 +381,10 @@ class Analyzer:
         if prev is not None and prev.shape == view.probs.shape:
             a = self.cfg.mask_ema
             if self.cfg.parse_every > 1 and last is not None:  # the last view was moved with the face
-                prev = align_probs(prev, last[0].output_to_image(), view.output_to_image())
-            view.probs = a * view.probs + (1 - a) * prev
+                aligned = align_probs(prev, last[0].output_to_image(), view.output_to_image())
+                view.probs = blend_aligned(view.probs, *aligned, a)
+            else:
+                view.probs = a * view.probs + (1 - a) * prev
         self._mouth_probs = view.probs
         view = shared.settle_mouth(view)
         self._mouth_view = (view, req.lips)
