@@ -134,7 +134,14 @@ def align_probs(prev: np.ndarray, prev_out_to_img: np.ndarray, out_to_img: np.nd
     return out[..., :-1], out[..., -1]
 
 
+FLOOR = 1.0 / 512
+"""Probabilities below half the int8 output's step are the blend's residue, not the model's: set to 0, so an
+old part's faint trail (resampled, so a pixel wider each parse) never widens the masks' rectangles."""
+
+
 def blend_aligned(new: np.ndarray, prev: np.ndarray, covered: np.ndarray, weight_new: float) -> np.ndarray:
     """The EMA of a new class map and an aligned earlier one; the new one alone where the earlier did not reach."""
     keep = (np.float32(1.0 - weight_new) * covered)[..., None]
-    return new + keep * (prev - new)
+    out = new + keep * (prev - new)
+    out[out < FLOOR] = 0.0
+    return out

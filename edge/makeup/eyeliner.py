@@ -21,8 +21,9 @@ class Eyeliner(Layer):
             return
         eyes = masks.prob("left_eye", "right_eye")
         colour = hex_to_rgb(spec.color)
-        # Reach one line-thickness above the eyes, plus bilinear support.
-        for rect in masks.rects_of(eyes, margin=2.0):
+        # Reach one line-thickness above the eyes, plus bilinear support. The line needs an eye
+        # probability of 0.35 or more (the smoothstep below), so fainter pixels never widen the rectangles.
+        for rect in masks.rects_of(masks.cached("eyeliner_reach", lambda: np.where(eyes >= 0.3, eyes, 0.0)), 2.0):
             here = smoothstep(masks.warp(eyes, rect), 0.35, 0.65)
             # The eye as seen from a point slightly above: positive only where the eye starts just
             # below, i.e. along the upper contour ("down" in the class map is the face's down).
