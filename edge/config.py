@@ -226,10 +226,11 @@ class AnalysisConfig(_Strict):
         "between frames (each parse re-centres the crop; a carried parse of an unsettled crop shows its errors).",
     )
     mouth_every: int = Field(
-        2,
+        1,
         ge=1,
         le=4,
-        description="Live: run the mouth pass on every Nth parse; between, its last view moves with the face.",
+        description="Live: run the mouth pass on every Nth parse; between, its last view moves with the face "
+        "(2 saves a third of the inferences but costs moving lips about 0.03 F1: docs/pi-cost.md).",
     )
     tone_every: int = Field(
         30, ge=1, le=300, description="Live: measure the skin tone on every Nth frame (it changes slowly)."
