@@ -62,7 +62,7 @@ def render_metrics(
         *_metric(
             "vanity_dropped_frames_total",
             "counter",
-            "Frames replaced in the slot before processing.",
+            "Frames dropped before a stage took them (at capture, or between pipelined stages).",
             str(stats.dropped),
         ),
         *_metric(
