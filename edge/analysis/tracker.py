@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
@@ -149,6 +150,8 @@ class Analyzer:
         self._since_mouth = 0
         self._mouth_view: tuple[MouthView, tuple[float, float]] | None = None
         self._generation = 0
+        # The mouth view is written by the analysis thread (moving it) and the mouth stage's (a new pass).
+        self._mouth_lock = threading.Lock()
         self.pending_mouth: MouthRequest | None = None
         """A mouth pass the last parse asked for, when ``defer_mouth``: the caller runs it (``run_mouth``)."""
         self.defer_mouth = False
@@ -175,11 +178,12 @@ class Analyzer:
         self._box = None
         self._probs = None
         self._probs_at = None
-        self._mouth_probs = None
         self._last = None
-        self._mouth_view = None
+        with self._mouth_lock:
+            self._mouth_probs = None
+            self._mouth_view = None
+            self._generation += 1
         self.pending_mouth = None
-        self._generation += 1
         self._motion.reset()
         for f in (*self._filters, *self._mouth_filters):
             f.reset()
@@ -323,9 +327,10 @@ class Analyzer:
         t0 = time.monotonic()
         target = shared.mouth_target(self.parser, self.cfg, analysis) if self.mouth_wanted else None
         if target is None:  # no pass this frame: the next one starts its smoothing afresh
-            self._mouth_probs = None
-            self._mouth_view = None
-            self._generation += 1
+            with self._mouth_lock:
+                self._mouth_probs = None
+                self._mouth_view = None
+                self._generation += 1
             for f in self._mouth_filters:
                 f.reset()
             return None
@@ -353,12 +358,13 @@ class Analyzer:
     def _follow_mouth(self, lips: tuple[float, float]) -> MouthView | None:
         """The last mouth view, moved as far as the face moved since the last parse (as the frames between
         parses are), else as far as the parse's lips moved; it stays where it is moved to."""
-        got, d = self._mouth_view, self._shift
-        if got is None or d is None:
-            return self.carried_mouth(lips)
-        view = moved_view(got[0], *d)
-        self._mouth_view = (view, lips)
-        return view
+        with self._mouth_lock:
+            got, d = self._mouth_view, self._shift
+            if got is None or d is None:
+                return self.carried_mouth(lips)
+            view = moved_view(got[0], *d)
+            self._mouth_view = (view, lips)
+            return view
 
     def carried_mouth(self, lips: tuple[float, float]) -> MouthView | None:
         """The last mouth view, moved as far as the lips (as the face's parse sees them) moved since its pass."""
@@ -374,18 +380,19 @@ class Analyzer:
         Returns None when the track it belongs to has been lost meanwhile.
         """
         view = shared.parse_mouth(parser or self.parser, req.frame, req.box, req.centre, req.crop)
-        if req.generation != self._generation:
-            return None
-        # The mouth crop follows the lips, so its class map is smoothed in its own space, like the face's.
-        prev, last = self._mouth_probs, self._mouth_view
-        if prev is not None and prev.shape == view.probs.shape:
-            a = self.cfg.mask_ema
-            if self.cfg.parse_every > 1 and last is not None:  # the last view was moved with the face
-                aligned = align_probs(prev, last[0].output_to_image(), view.output_to_image())
-                view.probs = blend_aligned(view.probs, *aligned, a)
-            else:
-                view.probs = a * view.probs + (1 - a) * prev
-        self._mouth_probs = view.probs
-        view = shared.settle_mouth(view)
-        self._mouth_view = (view, req.lips)
-        return view
+        with self._mouth_lock:
+            if req.generation != self._generation:
+                return None
+            # The mouth crop follows the lips, so its class map is smoothed in its own space, like the face's.
+            prev, last = self._mouth_probs, self._mouth_view
+            if prev is not None and prev.shape == view.probs.shape:
+                a = self.cfg.mask_ema
+                if self.cfg.parse_every > 1 and last is not None:  # the last view was moved with the face
+                    aligned = align_probs(prev, last[0].output_to_image(), view.output_to_image())
+                    view.probs = blend_aligned(view.probs, *aligned, a)
+                else:
+                    view.probs = a * view.probs + (1 - a) * prev
+            self._mouth_probs = view.probs
+            view = shared.settle_mouth(view)
+            self._mouth_view = (view, req.lips)
+            return view
