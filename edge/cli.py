@@ -205,6 +205,19 @@ def _read_image(path: Path):
         _fail(str(e), code=2)
 
 
+def _write_image(out: Path, bgr: np.ndarray, what: str) -> None:
+    """Write an image for ``--out`` (folders made as needed); exits 2 with one line when it cannot."""
+    from edge.sources.image import write_image
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_image(out, bgr)
+    except ValueError as e:
+        _fail(str(e), code=2)
+    except OSError as e:
+        _fail(f"{out}: cannot write {what}: {e.strerror or e}", code=2)
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -311,8 +324,6 @@ def analyze(
     model: ModelOpt = None,
 ) -> None:
     """Label every face in a still image."""
-    import cv2
-
     cfg = _load_config(config, model=model)
     frame = _read_image(image)
     from edge.analysis import labels_to_image
@@ -320,10 +331,7 @@ def analyze(
     parser, faces = _still_faces(cfg, frame)
     h, w = frame.shape[:2]
     if out is not None:
-        labels = labels_to_image(faces, h, w)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(out), labels):
-            _fail(f"{out}: cannot write the label image", code=1)
+        _write_image(out, labels_to_image(faces, h, w), "the label image")
     if as_json:
         from edge.tone import measure_tone
 
@@ -368,9 +376,7 @@ def render(
     result = frame
     for fa in faces:
         result = renderer.render(result, fa, chosen)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), cv2.cvtColor(result, cv2.COLOR_RGB2BGR)):
-        _fail(f"{out}: cannot write the image", code=1)
+    _write_image(out, cv2.cvtColor(result, cv2.COLOR_RGB2BGR), "the image")
     if not faces:
         typer.echo(f"no face found in {image}; wrote it unchanged to {out}")
     else:

@@ -28,6 +28,14 @@ class _Strict(BaseModel):
 # ---------------------------------------------------------------------- sources
 
 
+def _check_utf8_name(name: str, what: str) -> None:
+    """Refuse a name OpenCV would be handed that is not valid UTF-8 (OpenCV crashes the process on one)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"the {what} name is not valid UTF-8; rename it") from None
+
+
 class DemoSourceConfig(_Strict):
     """Built-in demo: an allowed real photo moved like a person in front of a mirror."""
 
@@ -57,6 +65,12 @@ class VideoSourceConfig(_Strict):
     loop: bool = Field(True, description="Start again at the end.")
     realtime: bool = Field(True, description="Pace frames at the file's frame rate.")
 
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: Path) -> Path:
+        _check_utf8_name(str(v), "video file")
+        return v
+
 
 class V4L2SourceConfig(_Strict):
     """A USB/V4L2 camera through OpenCV."""
@@ -71,6 +85,12 @@ class V4L2SourceConfig(_Strict):
         description="Pixel format asked of the camera. YUYV: raw frames, no JPEG to decode on the Pi (USB 2.0 "
         "carries 640x480 at 30 FPS); MJPG: for cameras that need it at larger sizes; auto: the driver's choice.",
     )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        _check_utf8_name(v, "camera device")
+        return v
 
 
 class PiCameraSourceConfig(_Strict):

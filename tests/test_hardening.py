@@ -7,10 +7,12 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import resource
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -24,7 +26,7 @@ from fastapi.testclient import TestClient
 
 from edge.config import ConfigError, VanityConfig, load_config
 from edge.server import create_app
-from tests.conftest import ROOT, synthetic_frame
+from tests.conftest import ROOT, free_port, no_tf_env, synthetic_frame
 
 # ---------------------------------------------------------------------- helpers
 
@@ -602,3 +604,80 @@ def test_sigterm_with_viewers_that_never_read_is_quick_and_clean(default_model, 
     assert d.proc.returncode == 0, log[-2000:]
     assert took < 1.5, f"stopped in {took:.2f} s"
     assert "Traceback" not in log and "ERROR" not in log and "Cancel" not in log, log[-2000:]
+
+
+# ---------------------------------------------------------------------- issue 27.1: file names that are not UTF-8
+
+BAD_NAME = b"x\xff"
+"""A file-name stem that is not valid UTF-8: Python holds it as a surrogate escape, OpenCV crashed on it."""
+
+
+def _bad_path(folder: Path, suffix: str) -> Path:
+    return folder / (os.fsdecode(BAD_NAME) + suffix)
+
+
+def _vanity(*argv: str | Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    """`vanity ...` in a child process, so that a crash is an exit status rather than the end of the test run."""
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", *map(str, argv)],
+        cwd=ROOT,
+        env=no_tf_env(),
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def _png_bytes(face: bool = True) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(synthetic_frame(320, 240, face=face), cv2.COLOR_RGB2BGR))
+    assert ok
+    return buf.tobytes()
+
+
+def test_analyze_and_render_take_file_names_that_are_not_utf8(tmp_path):
+    """Guards against `vanity analyze` / `render` on a non-UTF-8 name (input or --out) dying with SIGSEGV (139)."""
+    src = _bad_path(tmp_path, ".png")
+    src.write_bytes(_png_bytes())
+    labels, rendered = _bad_path(tmp_path, "-labels.png"), _bad_path(tmp_path, "-out.jpg")
+    for argv, out in ((["analyze", src, "--out", labels], labels), (["render", src, "--out", rendered], rendered)):
+        r = _vanity(*argv)
+        assert r.returncode == 0, (argv[0], r.returncode, r.stderr.decode(errors="replace")[-2000:])
+        assert out.is_file() and out.stat().st_size > 0, argv[0]
+    assert b"Traceback" not in r.stderr
+
+
+def test_image_folder_with_a_non_utf8_name_plays_every_image(tmp_path):
+    """Guards against an image-folder source crashing the daemon (a silent systemd crash loop) on one odd name."""
+    (tmp_path / "a.png").write_bytes(_png_bytes())
+    _bad_path(tmp_path, ".png").write_bytes(_png_bytes(face=False))
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    code = (
+        "import sys\n"
+        "from edge.config import load_config\n"
+        "from edge.sources.image import ImageSource\n"
+        "src = ImageSource(load_config(None, {'source': {'kind': 'image', 'path': sys.argv[1]}}).source)\n"
+        "src.open()\n"
+        "print(len(src._frames), src.read().shape)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, timeout=60)
+    assert r.returncode == 0, (r.returncode, r.stderr.decode(errors="replace")[-2000:])
+    assert r.stdout.split()[0] == b"2", r.stdout  # both images; the broken one is skipped with a warning
+
+
+def test_video_source_with_a_non_utf8_name_is_refused_in_one_line(tmp_path):
+    """Guards against `vanity run --source` on a non-UTF-8 video name exiting 139 (OpenCV crashes on the name)."""
+    video = _bad_path(tmp_path, ".avi")
+    video.write_bytes(b"\0" * 64)
+    r = _vanity("run", "--source", video, "--port", str(free_port()), timeout=60)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 2, (r.returncode, err[-2000:])
+    assert "not valid UTF-8" in err and "Traceback" not in err, err
+    # The source itself refuses too, should a config reach it some other way.
+    from edge.config import VideoSourceConfig
+    from edge.sources.base import SourceError
+    from edge.sources.video import VideoSource
+
+    src = VideoSource(VideoSourceConfig.model_construct(kind="video", path=video, loop=True, realtime=False))
+    with pytest.raises(SourceError, match="not valid UTF-8"):
+        src.open()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Protocol
 
@@ -49,6 +50,21 @@ class Pacer:
             self._next += self.period
         else:
             self._next = now + self.period
+
+
+def opencv_path(path: object, what: str = "file") -> str:
+    """``path`` as a string OpenCV can take; raises SourceError for a name that is not valid UTF-8.
+
+    OpenCV converts path strings to UTF-8 and crashes the process (SIGSEGV) on one that is not.
+    """
+    s = str(path)
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise SourceError(
+            f"{os.fsencode(s).decode('utf-8', 'backslashreplace')}: the {what} name is not valid UTF-8; rename it"
+        ) from e
+    return s
 
 
 class OpenCVCapture:

@@ -29,11 +29,12 @@ _HEAD_SIZE = 95.0
 
 def load_demo_image() -> np.ndarray:
     """The demo photo as RGB; falls back to scikit-image's copy when installed."""
-    import cv2
+    from edge.sources.image import read_rgb
 
-    img = cv2.imread(str(DEMO_IMAGE), cv2.IMREAD_COLOR)
-    if img is not None:
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    try:
+        return read_rgb(DEMO_IMAGE)
+    except SourceError:
+        pass
     try:
         from skimage.data import astronaut
     except ImportError as e:

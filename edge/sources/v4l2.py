@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.sources.base import OpenCVCapture, SourceError
+from edge.sources.base import OpenCVCapture, SourceError, opencv_path
 
 
 def list_cameras(max_index: int = 8) -> list[str]:
@@ -32,7 +32,7 @@ class V4L2Source(OpenCVCapture):
         import cv2
 
         dev = self.cfg.device
-        target = int(dev) if dev.isdigit() else dev
+        target = int(dev) if dev.isdigit() else opencv_path(dev, "camera device")
         cap = cv2.VideoCapture(target, cv2.CAP_V4L2)
         if not cap.isOpened():
             raise SourceError(f"camera {dev} cannot be opened (absent, busy or no permission)")

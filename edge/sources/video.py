@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.sources.base import OpenCVCapture, Pacer, SourceEnded, SourceError
+from edge.sources.base import OpenCVCapture, Pacer, SourceEnded, SourceError, opencv_path
 
 
 class VideoSource(OpenCVCapture):
@@ -23,9 +23,10 @@ class VideoSource(OpenCVCapture):
         """Open the file."""
         import cv2
 
+        name = opencv_path(self.cfg.path, "video file")  # before any use: OpenCV crashes on a non-UTF-8 name
         if not Path(self.cfg.path).is_file():
             raise SourceError(f"{self.cfg.path}: no such video file")
-        cap = cv2.VideoCapture(str(self.cfg.path))
+        cap = cv2.VideoCapture(name)
         if not cap.isOpened():
             raise SourceError(f"{self.cfg.path}: OpenCV cannot open this video")
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
