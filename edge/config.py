@@ -361,6 +361,13 @@ class ServerConfig(_Strict):
         description="A request (head and body) must arrive within this many seconds, or the connection is closed.",
     )
     keep_alive_s: float = Field(5.0, gt=0, le=300, description="An idle keep-alive connection is closed after this.")
+    max_body_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest request body accepted, in bytes (the API's JSON bodies are a few hundred); a larger "
+        "one gets 413 before it is read past this, and a write without the token gets 401 before any of it is read.",
+    )
 
     @field_validator("host")
     @classmethod

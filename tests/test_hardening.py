@@ -45,13 +45,13 @@ def _probe():
 
 
 @contextlib.contextmanager
-def _serving(mirror, cfg):
+def _serving(mirror, cfg, token: str | None = None):
     """The app behind the daemon's own uvicorn configuration, in a thread; yields (port, guard, server)."""
     from edge.daemon import BACKLOG, graceful_server, server_config
     from edge.netguard import ConnectionGuard
 
     guard = ConnectionGuard(cfg.server.max_connections, cfg.server.header_timeout_s)
-    config = server_config(create_app(mirror, cfg, guard=guard), cfg, guard)
+    config = server_config(create_app(mirror, cfg, token=token, guard=guard), cfg, guard)
     server = graceful_server(config)
     sock = config.bind_socket()
     sock.listen(BACKLOG)
@@ -681,3 +681,105 @@ def test_video_source_with_a_non_utf8_name_is_refused_in_one_line(tmp_path):
     src = VideoSource(VideoSourceConfig.model_construct(kind="video", path=video, loop=True, realtime=False))
     with pytest.raises(SourceError, match="not valid UTF-8"):
         src.open()
+
+
+# ---------------------------------------------------------------------- issue 27.2: request bodies
+
+TOKEN = "s3cret-token-0123456789"
+
+
+def _raw_put(port: int, head: str, chunks: typing.Iterable[bytes] = (), timeout: float = 5.0) -> tuple[int, bytes, int]:
+    """Send a raw PUT /api/look (head lines, then body chunks until the server answers or closes).
+
+    Returns (status, reply body, body bytes sent before the reply came).
+    """
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sent = 0
+    try:
+        s.sendall(f"PUT /api/look{head}\r\n\r\n".encode())
+        s.setblocking(False)
+        reply = b""
+        for chunk in chunks:
+            try:
+                reply += s.recv(65536)
+            except BlockingIOError:
+                pass
+            if reply:
+                break
+            try:
+                s.setblocking(True)
+                s.sendall(chunk)
+                sent += len(chunk)
+                s.setblocking(False)
+            except OSError:
+                break  # closed on us: the reply is waiting
+        s.setblocking(True)
+        s.settimeout(timeout)
+        with contextlib.suppress(OSError):
+            while b"\r\n\r\n" not in reply or not reply.split(b"\r\n\r\n", 1)[1]:
+                more = s.recv(65536)
+                if not more:
+                    break
+                reply += more
+    finally:
+        s.close()
+    status = int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/") else 0
+    return status, reply.split(b"\r\n\r\n", 1)[-1], sent
+
+
+def _chunked(total: int, size: int = 64 * 1024) -> typing.Iterator[bytes]:
+    for _ in range(total // size):
+        yield b"%x\r\n" % size + b"x" * size + b"\r\n"
+    yield b"0\r\n\r\n"
+
+
+def test_big_bodies_get_413_without_being_read(fake_pipeline, fake_cfg):
+    """Guards against a 200 MiB body being read into memory (RSS 130 -> 545 MB, held) instead of refused."""
+    with _serving(fake_pipeline, fake_cfg) as (port, _, _):
+        host = f" HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json"
+        t0 = time.monotonic()
+        # Declared too large: refused on the head alone (the body is never sent).
+        status, body, _ = _raw_put(port, f"{host}\r\nContent-Length: {2 * 1024 * 1024}")
+        assert status == 413 and "larger than" in json.loads(body)["detail"], (status, body)
+        # Chunked, with no length: refused once it passes the cap, long before 2 MiB are taken.
+        status, body, _ = _raw_put(port, f"{host}\r\nTransfer-Encoding: chunked", _chunked(2 * 1024 * 1024))
+        assert status == 413 and "larger than" in json.loads(body)["detail"], (status, body)
+        assert time.monotonic() - t0 < 5
+        # A 256 MiB one is cut off too: the server stops taking it (what was sent fits in the socket buffers).
+        status, _, sent = _raw_put(port, f"{host}\r\nTransfer-Encoding: chunked", _chunked(256 * 1024 * 1024))
+        assert status == 413 and sent < 32 * 1024 * 1024, (status, sent)
+        # Ordinary requests still work, on loopback without a token as before.
+        r = httpx.put(f"http://127.0.0.1:{port}/api/look", json={"name": "natural"}, timeout=5)
+        assert r.status_code == 200, r.text
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code in (200, 503)
+
+
+def test_write_without_the_token_gets_401_before_its_body_is_read(fake_pipeline, fake_cfg):
+    """Guards against a tokenless PUT being answered 422 (not 401) after its whole body was parsed."""
+    with _serving(fake_pipeline, fake_cfg, token=TOKEN) as (port, _, _):
+        host = f" HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json"
+        status, body, sent = _raw_put(port, f"{host}\r\nTransfer-Encoding: chunked", _chunked(256 * 1024 * 1024))
+        assert status == 401 and json.loads(body) == {"detail": "token required"}, (status, body)
+        assert sent < 32 * 1024 * 1024, sent
+        status, _, _ = _raw_put(port, f"{host}\r\nContent-Length: {2 * 1024 * 1024}")
+        assert status == 401
+        url = f"http://127.0.0.1:{port}/api/look"
+        # A malformed body without the token: 401, not 422; with a wrong token: 401.
+        assert httpx.put(url, content=b"{not json", timeout=5).status_code == 401
+        assert httpx.put(url, json={"name": "natural"}, params={"token": "wrong-token-0123456789"}).status_code == 401
+        # With the token (header or query) the writes work, and bad bodies are 422 as before.
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert httpx.put(url, json={"name": "natural"}, headers=auth, timeout=5).status_code == 200
+        assert httpx.put(url, json={"name": "natural"}, params={"token": TOKEN}, timeout=5).status_code == 200
+        assert httpx.put(url, content=b"{not json", headers=auth, timeout=5).status_code == 422
+        # Public reads need no token.
+        assert httpx.get(f"http://127.0.0.1:{port}/api/catalog", timeout=5).status_code == 200
+
+
+def test_body_cap_is_a_described_setting():
+    """Guards against the cap being a hidden constant an operator cannot find or tune (or set to nothing)."""
+    field = VanityConfig.model_fields["server"].annotation.model_fields["max_body_bytes"]
+    assert field.description and field.default >= 1024
+    with pytest.raises(ConfigError):
+        load_config(None, {"server": {"max_body_bytes": 0}})
+    assert load_config(None, {"server": {"max_body_bytes": 4096}}).server.max_body_bytes == 4096

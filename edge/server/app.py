@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from edge.server import catalog, compare, health, live, looks, page, snapshot, state
 from edge.server.context import Kiosk
 from edge.server.errors import RequestIds, install_error_handlers
+from edge.server.limits import BodyLimit
 from edge.server.policy import KioskPolicy, allowed_host_names
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ def create_app(
             allow_methods=["GET", "PUT", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    # Inside the policy (a foreign Host or origin is refused first), before any route reads a body.
+    app.add_middleware(BodyLimit, max_bytes=cfg.server.max_body_bytes, token=token)
     app.add_middleware(KioskPolicy, hosts=allowed_host_names(cfg), allowed_origins=allowed_origins)
     app.add_middleware(RequestIds)  # outermost: even a refusal by the policy carries an id
     install_error_handlers(app)

@@ -72,12 +72,20 @@ KioskDep = Annotated[Kiosk, Depends(get_kiosk)]
 def require_token(request: Request) -> None:
     """Refuse (401) a request without the kiosk's token, when it has one (``Authorization: Bearer`` or ``?token=``)."""
     token = get_kiosk(request).token
-    if token is None:
-        return
-    header = request.headers.get("authorization", "")
-    given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
-    if not given or not hmac.compare_digest(given.encode(), token.encode()):
+    if not token_matches(token, request.headers.get("authorization", ""), request.query_params.get("token", "")):
         raise HTTPException(status_code=401, detail="token required", headers={"WWW-Authenticate": "Bearer"})
+
+
+def token_matches(token: str | None, authorization: str, query_token: str) -> bool:
+    """Whether a request carries the kiosk's token (always, when it has none).
+
+    ``authorization`` is the ``Authorization`` header (``Bearer …``), ``query_token`` the ``?token=``
+    value; the header wins when it is a bearer token. Compared in constant time.
+    """
+    if token is None:
+        return True
+    given = authorization[7:] if authorization.lower().startswith("bearer ") else query_token
+    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
 
 
 PROTECTED = [Depends(require_token)]
