@@ -205,6 +205,19 @@ def _read_image(path: Path):
         _fail(str(e), code=2)
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot take an image before any work is done (exit 2, one line)."""
+    if not is_image_file(out):
+        _fail(f"--out {out}: name an image file ending in .png or .jpg", code=2)
+    if out.is_dir():
+        _fail(f"--out {out}: is a folder; name an image file in it", code=2)
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                _fail(f"--out {out}: {parent} is a file, not a folder", code=2)
+            break
+
+
 def _write_image(out: Path, bgr: np.ndarray, what: str) -> None:
     """Write an image for ``--out`` (folders made as needed); exits 2 with one line when it cannot."""
     from edge.sources.image import write_image
@@ -324,6 +337,8 @@ def analyze(
     model: ModelOpt = None,
 ) -> None:
     """Label every face in a still image."""
+    if out is not None:
+        _check_out(out)
     cfg = _load_config(config, model=model)
     frame = _read_image(image)
     from edge.analysis import labels_to_image
@@ -361,6 +376,7 @@ def render(
     """Apply a look to every face of a still image."""
     import cv2
 
+    _check_out(out)
     cfg = _load_config(config, model=model)
     frame = _read_image(image)
     catalog = _open_catalog(cfg)

@@ -783,3 +783,28 @@ def test_body_cap_is_a_described_setting():
     with pytest.raises(ConfigError):
         load_config(None, {"server": {"max_body_bytes": 0}})
     assert load_config(None, {"server": {"max_body_bytes": 4096}}).server.max_body_bytes == 4096
+
+
+# ---------------------------------------------------------------------- issue 27.6: CLI --out edges
+
+
+@pytest.mark.parametrize("command", ["analyze", "render"])
+@pytest.mark.parametrize("case", ["txt-suffix", "no-suffix", "existing-folder", "under-a-file"])
+def test_bad_out_paths_are_one_line_and_exit_2(command, case, tmp_path, monkeypatch, capsys):
+    """Guards against `--out r.txt`, `--out labels`, `--out DIR` (cv2.error) or `--out` under a file
+    (FileExistsError) ending in a traceback instead of one line and exit 2."""
+    src = tmp_path / "in.png"
+    src.write_bytes(_png_bytes())
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "plain").write_text("a file")
+    out = {
+        "txt-suffix": tmp_path / "r.txt",
+        "no-suffix": tmp_path / "labels",
+        "existing-folder": tmp_path / "folder.png",
+        "under-a-file": tmp_path / "plain" / "sub" / "o.png",
+    }[case]
+    code, stdout, err = _main(monkeypatch, capsys, command, str(src), "--out", str(out))
+    assert code == 2, (code, stdout, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --out"), err
+    assert "Traceback" not in err + stdout
