@@ -635,8 +635,8 @@ def _png_bytes(face: bool = True) -> bytes:
     return buf.tobytes()
 
 
-def test_analyze_and_render_take_file_names_that_are_not_utf8(tmp_path):
-    """Guards against `vanity analyze` / `render` on a non-UTF-8 name (input or --out) dying with SIGSEGV (139)."""
+def test_analyze_render_calibrate_take_file_names_that_are_not_utf8(tmp_path):
+    """Guards against `analyze` / `render` / `calibrate --image` on a non-UTF-8 name (input or --out) exiting 139."""
     src = _bad_path(tmp_path, ".png")
     src.write_bytes(_png_bytes())
     labels, rendered = _bad_path(tmp_path, "-labels.png"), _bad_path(tmp_path, "-out.jpg")
@@ -645,6 +645,19 @@ def test_analyze_and_render_take_file_names_that_are_not_utf8(tmp_path):
         assert r.returncode == 0, (argv[0], r.returncode, r.stderr.decode(errors="replace")[-2000:])
         assert out.is_file() and out.stat().st_size > 0, argv[0]
     assert b"Traceback" not in r.stderr
+    # `calibrate --image` reads the same way: a grey card under that name is measured and stored.
+    import cv2
+
+    from tests.test_calibration import card_photo
+
+    card = _bad_path(tmp_path, "-card.png")
+    _, buf = cv2.imencode(".png", cv2.cvtColor(card_photo(), cv2.COLOR_RGB2BGR))
+    card.write_bytes(buf.tobytes())
+    cfg = tmp_path / "vanity.toml"
+    cfg.write_text(f'state_dir = "{tmp_path / "state"}"\n')
+    r = _vanity("calibrate", "--image", card, "--config", cfg)
+    assert r.returncode == 0, (r.returncode, r.stderr.decode(errors="replace")[-2000:])
+    assert (tmp_path / "state" / "calibration.json").is_file()
 
 
 def test_image_folder_with_a_non_utf8_name_plays_every_image(tmp_path):
