@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from edge.files import utf8_name
+
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_MODEL = PACKAGE_DATA / "models" / "vanity-default.tflite"
 DEFAULT_CATALOG = PACKAGE_DATA / "catalog.toml"
@@ -26,14 +28,6 @@ class _Strict(BaseModel):
 
 
 # ---------------------------------------------------------------------- sources
-
-
-def _check_utf8_name(name: str, what: str) -> None:
-    """Refuse a name OpenCV would be handed that is not valid UTF-8 (OpenCV crashes the process on one)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"the {what} name is not valid UTF-8; rename it") from None
 
 
 class DemoSourceConfig(_Strict):
@@ -68,7 +62,7 @@ class VideoSourceConfig(_Strict):
     @field_validator("path")
     @classmethod
     def _path(cls, v: Path) -> Path:
-        _check_utf8_name(str(v), "video file")
+        utf8_name(v, "video file")
         return v
 
 
@@ -89,7 +83,7 @@ class V4L2SourceConfig(_Strict):
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
-        _check_utf8_name(v, "camera device")
+        utf8_name(v, "camera device")
         return v
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Protocol
 
@@ -53,18 +52,13 @@ class Pacer:
 
 
 def opencv_path(path: object, what: str = "file") -> str:
-    """``path`` as a string OpenCV can take; raises SourceError for a name that is not valid UTF-8.
+    """``path`` as a string OpenCV can take; raises SourceError for a name that is not valid UTF-8."""
+    from edge.files import utf8_name
 
-    OpenCV converts path strings to UTF-8 and crashes the process (SIGSEGV) on one that is not.
-    """
-    s = str(path)
     try:
-        s.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise SourceError(
-            f"{os.fsencode(s).decode('utf-8', 'backslashreplace')}: the {what} name is not valid UTF-8; rename it"
-        ) from e
-    return s
+        return utf8_name(path, what)
+    except ValueError as e:
+        raise SourceError(str(e)) from None
 
 
 class OpenCVCapture:
