@@ -466,8 +466,6 @@ class LivePipeline:
             self.stats.add("analyze_track", st.track)
         if not st.carried:
             self.stats.add("infer", st.infer)
-        if st.mouth:
-            self.stats.add("mouth", st.mouth)
         if st.carried:
             self.stats.add("carry", st.carry)
         return face

@@ -289,9 +289,9 @@ class Analyzer:
         times.carry += (time.monotonic() - t0) * 1e3
         return d
 
-    def _smoothed(self, crop: shared.CropParse) -> np.ndarray:
-        """The new class map blended with the last one (EMA); the last one first moved with the face when
-        its motion was measured, so the blend mixes the same face pixels, not the same crop pixels."""
+    def _smoothed(self, crop: shared.CropParse, here: np.ndarray) -> np.ndarray:
+        """The new class map (placed in the image by ``here``) blended with the last one (EMA); the last one
+        first moved with the face when its motion was measured, so the blend mixes the same face pixels."""
         prev, a = self._probs, self.cfg.mask_ema
         if prev is None:
             return crop.probs
@@ -299,7 +299,6 @@ class Analyzer:
         if d is not None and self._probs_at is not None:
             at = self._probs_at.copy()
             at[:, 2] += d
-            here = output_to_image(crop.crop_matrix, crop.input_size // len(crop.probs))
             return blend_aligned(crop.probs, *align_probs(prev, at, here), a)
         return a * crop.probs + (1 - a) * prev
 
@@ -312,9 +311,9 @@ class Analyzer:
         if crop.face < self.cfg.face_threshold:
             times.post += (time.monotonic() - t0) * 1e3
             return None
-        probs = self._smoothed(crop)
-        self._probs = probs
-        self._probs_at = output_to_image(crop.crop_matrix, crop.input_size // len(crop.probs))
+        here = output_to_image(crop.crop_matrix, crop.input_size // len(crop.probs))
+        probs = self._smoothed(crop, here)
+        self._probs, self._probs_at = probs, here
         # The class map's face box is the contract's face box; it gives the next frame's crop.
         parsed = shared.read_face(crop, shared.keep_one_mouth(probs), self.cfg.min_face_pixels)
         times.post += (time.monotonic() - t0) * 1e3
@@ -340,9 +339,9 @@ class Analyzer:
             self._since_mouth = 0
             # The crop's placement is filtered like the face box, so a crop-space EMA blends aligned maps;
             # when parses are spaced (the blend is aligned by the face's motion) the crop goes where the lips are.
-            centre = (self._mouth_filters[0](target.centre[0], now), self._mouth_filters[1](target.centre[1], now))
-            if self.cfg.parse_every > 1:
-                centre = target.centre
+            centre = target.centre
+            if self.cfg.parse_every <= 1:
+                centre = (self._mouth_filters[0](centre[0], now), self._mouth_filters[1](centre[1], now))
             req = MouthRequest(frame, box, centre, target.centre, target.crop, self._generation)
             if self.defer_mouth:
                 self.pending_mouth = req
