@@ -43,6 +43,7 @@ downloaded at run time.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -61,12 +62,10 @@ from edge.contract import CLASS_ID  # noqa: E402
 from training.live_eval import (  # noqa: E402
     FPS,
     FRAMES,
-    VARIANTS,
     WARMUP,
     CameraSequence,
     LiveScore,
-    make_sequence,
-    score_sequence,
+    evaluate_live,
 )
 
 NOT_PREDICTED = ("nose", "hair")
@@ -381,33 +380,8 @@ def evaluate_peer(
         ValueError: a bad spec, a source kind without human labels, or too few frames.
         FileNotFoundError: a source path is missing.
     """
-    from training.evaluation import scored_sources
-    from training.real_sources import SCORED, SampleError
-
-    if frames < warmup + 2:
-        raise ValueError(f"--frames {frames}: need at least {warmup + 2} (the first {warmup} are warm-up)")
-    out: list[LiveScore] = []
-    for source, kind, items in scored_sources(spec, limit):
-        groups = {g: ids for g, ids in SCORED[kind].groups.items() if g not in NOT_PREDICTED}
-        scores = {v: LiveScore(source, v) for v in VARIANTS}
-        for n, item in enumerate(items, 1):
-            try:
-                photo, labels = item.load()
-            except SampleError as e:
-                for s in scores.values():
-                    s.skipped.append((str(item.key), str(e)))
-                continue
-            for variant, score in scores.items():
-                t0 = time.monotonic()
-                seq = make_sequence(photo, labels, seed, item.key.name, frames, still=variant == "still")
-                preds = run_sequence(peer, seq)
-                score.add(score_sequence(seq, preds, groups, score.groups, warmup))
-                score.seconds += time.monotonic() - t0
-            if progress and (n % 10 == 0 or n == len(items)):
-                spent = sum(s.seconds for s in scores.values())
-                print(f"peer {kind}: {n}/{len(items)} photos, {spent:.0f} s", file=sys.stderr, flush=True)
-        out += scores.values()
-    return out
+    play = functools.partial(run_sequence, peer)
+    return evaluate_live(play, spec, frames, seed, limit, warmup, progress, skip_groups=NOT_PREDICTED)
 
 
 # --------------------------------------------------------------------------- reports

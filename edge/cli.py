@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input / configuration / missing extra
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -745,7 +746,7 @@ def eval_(
 
     try:
         from training.evaluation import evaluate, table
-        from training.live_eval import FRAMES, evaluate_live, kiosk_pipelines
+        from training.live_eval import FRAMES, evaluate_live, kiosk_pipelines, run_sequence
         from training.live_eval import table as live_table
     except ImportError as e:
         _fail(f"vanity eval needs the workstation install (pip install '.[train]'): {e}", code=2)
@@ -753,10 +754,8 @@ def eval_(
         from edge.daemon import DaemonError
 
         try:
-            new_pipeline = kiosk_pipelines(cfg)
-            live_scores = evaluate_live(
-                new_pipeline, data, frames or FRAMES, seed or 0, limit=limit, progress=not as_json
-            )
+            play = functools.partial(run_sequence, kiosk_pipelines(cfg))
+            live_scores = evaluate_live(play, data, frames or FRAMES, seed or 0, limit=limit, progress=not as_json)
         except DaemonError as e:
             _fail(str(e), code=2, details=e.errors)
         except (FileNotFoundError, ValueError) as e:

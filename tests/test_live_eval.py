@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -161,7 +162,9 @@ def test_a_face_never_found_counts_every_frame_as_lost(tmp_path):
     """Guards against a photo whose face is never found being skipped (its frames would flatter
     the F1 and the losses): all its frames are lost, and all its face pixels missed."""
     root = make_celebamask(tmp_path / "cm", n=2)
-    moving, still = le.evaluate_live(fake_pipelines(None), f"celebamask:{root}", frames=6, progress=False)
+    moving, still = le.evaluate_live(
+        partial(le.run_sequence, fake_pipelines(None)), f"celebamask:{root}", frames=6, progress=False
+    )
     for s in (moving, still):
         d = s.to_dict()
         assert (s.variant, s.sequences, s.frames, s.lost, s.never_found) == (s.variant, 2, 12, 12, 2)

@@ -72,6 +72,9 @@ START_T = 1000.0
 """The fake monotonic clock's first reading (any positive time)."""
 
 PipelineFactory = Callable[[Callable[[], float]], "LivePipeline"]
+Player = Callable[["CameraSequence"], "list[np.ndarray | None]"]
+"""Plays one sequence and returns each frame's painted labels (None: no face): the kiosk
+(``functools.partial(run_sequence, pipelines)``) or a peer (benchmarks/live_peer_mediapipe.py)."""
 """Builds a fresh live pipeline (a new customer) reading time from the given clock."""
 
 
@@ -388,15 +391,19 @@ def score_sequence(
 
 
 def evaluate_live(
-    new_pipeline: PipelineFactory,
+    play: Player,
     spec: str,
     frames: int = FRAMES,
     seed: int = 0,
     limit: int | None = None,
     warmup: int = WARMUP,
     progress: bool = True,
+    skip_groups: Iterable[str] = (),
 ) -> list[LiveScore]:
-    """Play every labelled photo of a data spec as a moving and a still sequence through the live path.
+    """Play every labelled photo of a data spec as a moving and a still sequence through ``play``.
+
+    Args:
+        skip_groups: label groups the player does not predict (scored as n/a, not as misses).
 
     Returns:
         Two LiveScores per source, "moving" then "still".
@@ -409,8 +416,10 @@ def evaluate_live(
 
     if frames < warmup + 2:
         raise ValueError(f"--frames {frames}: need at least {warmup + 2} (the first {warmup} are warm-up)")
+    skip = set(skip_groups)
     out: list[LiveScore] = []
     for source, kind, items in scored_sources(spec, limit):
+        groups = {g: ids for g, ids in SCORED[kind].groups.items() if g not in skip}
         scores = {v: LiveScore(source, v) for v in VARIANTS}
         for item in _progress(items, f"live {kind}", progress):
             try:
@@ -422,8 +431,7 @@ def evaluate_live(
             for variant, score in scores.items():
                 t0 = time.monotonic()
                 seq = make_sequence(photo, labels, seed, item.key.name, frames, still=variant == "still")
-                preds = run_sequence(new_pipeline, seq)
-                score.add(score_sequence(seq, preds, SCORED[kind].groups, score.groups, warmup))
+                score.add(score_sequence(seq, play(seq), groups, score.groups, warmup))
                 score.seconds += time.monotonic() - t0
         out += scores.values()
     return out
@@ -434,8 +442,10 @@ def _progress(items: list, desc: str, on: bool) -> Iterable:
         return items
     import sys
 
-    from tqdm import tqdm
-
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a peer's own venv may lack it
+        return items
     return tqdm(items, desc=desc, unit="photo", file=sys.stderr, mininterval=2)
 
 
