@@ -168,21 +168,27 @@ def test_threads_run_and_health_follows_frames(fake_pipeline):
     assert not fake_pipeline.health().healthy
 
 
-@pytest.mark.parametrize("pipelined", [True, False])
-def test_stages_run_on_their_own_threads_when_pipelined(fake_pipeline, monkeypatch, pipelined):
-    """Guards against a pipelined mirror whose stages still queue on one core (or a serial one that spawns
-    threads): analysis, render and encode must each run on their own thread, and frames must still flow."""
+def _threads_of_stages(pipeline, monkeypatch, *stages: str) -> dict[str, set[str]]:
+    """Spies on the pipeline's ``<stage>_stage`` methods: stage -> names of the threads that ran it."""
     import threading
 
-    seen: dict[str, set[str]] = {"analysis": set(), "render": set(), "encode": set()}
-    for stage in seen:
-        real = getattr(fake_pipeline, f"{stage}_stage")
+    seen: dict[str, set[str]] = {stage: set() for stage in stages}
+    for stage in stages:
+        real = getattr(pipeline, f"{stage}_stage")
 
         def spy(*a, _real=real, _stage=stage):
             seen[_stage].add(threading.current_thread().name)
             return _real(*a)
 
-        monkeypatch.setattr(fake_pipeline, f"{stage}_stage", spy)
+        monkeypatch.setattr(pipeline, f"{stage}_stage", spy)
+    return seen
+
+
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_stages_run_on_their_own_threads_when_pipelined(fake_pipeline, monkeypatch, pipelined):
+    """Guards against a pipelined mirror whose stages still queue on one core (or a serial one that spawns
+    threads): analysis, render and encode must each run on their own thread, and frames must still flow."""
+    seen = _threads_of_stages(fake_pipeline, monkeypatch, "analysis", "render", "encode")
     cfg = fake_pipeline.cfg
     fake_pipeline.cfg = cfg.model_copy(update={"render": cfg.render.model_copy(update={"pipelined": pipelined})})
     fake_pipeline.start()
@@ -203,7 +209,6 @@ def test_stages_run_on_their_own_threads_when_pipelined(fake_pipeline, monkeypat
 def test_pipelined_mouth_pass_and_tone_run_on_their_own_threads(fake_cfg, monkeypatch):
     """Guards against the mouth pass or the tone measurement holding up the parse (or never running)
     when pipelined: each gets its own thread, and the frames still carry a mouth view."""
-    import threading
 
     from edge.catalog import load_catalog
     from edge.detectors import make_detector
@@ -219,15 +224,7 @@ def test_pipelined_mouth_pass_and_tone_run_on_their_own_threads(fake_cfg, monkey
         load_catalog(cfg.catalog),
         make_source(cfg.source),
     )
-    seen: dict[str, set[str]] = {"mouth": set(), "tone": set()}
-    for stage in seen:
-        real = getattr(m, f"{stage}_stage")
-
-        def spy(*a, _real=real, _stage=stage):
-            seen[_stage].add(threading.current_thread().name)
-            return _real(*a)
-
-        monkeypatch.setattr(m, f"{stage}_stage", spy)
+    seen = _threads_of_stages(m, monkeypatch, "mouth", "tone")
     m.start()
     try:
         deadline = time.monotonic() + 5
